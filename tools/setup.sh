@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every Debian package Hyper-Swarm needs to build, test and benchmark.
+# Idempotent: packages already present are skipped; `apt-get update` runs at most once per call,
+# and only when something is missing. Later issues append their packages to PACKAGES.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config git
+  liblua5.4-dev lua5.4
+  libcmocka-dev
+  clang libclang-rt-14-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all packages present" >&2
+fi
