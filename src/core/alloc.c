@@ -35,7 +35,7 @@ void *hs_malloc(size_t size) {
 void *hs_calloc(size_t count, size_t size) {
   if (size && count > SIZE_MAX / size) return NULL;
   void *p = hs_malloc(count * size);
-  if (p) memset(p, 0, count * size ? count * size : 1);
+  if (p && count && size) memset(p, 0, count * size);
   return p;
 }
 

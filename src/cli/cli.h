@@ -1,0 +1,36 @@
+/* cli.h: helpers shared by the hswarm subcommands (one file per subcommand in src/cli/). */
+#ifndef HS_CLI_H
+#define HS_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define EXIT_USAGE 2   /* bad command line */
+#define EXIT_FAILED 1  /* the job ran and failed (main agent failed, replay diverged) */
+#define EXIT_ERROR 3   /* the job could not run (unreadable file, runtime error) */
+
+int cmd_run(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+int cmd_log(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Parses a non-negative integer with an optional K/M/G suffix (powers of 1024 for sizes when
+ * binary is 1, of 1000 otherwise). Returns 0 or -1. */
+int cli_parse_u64(const char *s, int binary, uint64_t *out);
+
+/* JSON output: writes s as a JSON string literal. */
+void json_string(FILE *f, const char *s);
+void json_string_n(FILE *f, const char *s, size_t n);
+
+/* Monotonic seconds. */
+double cli_seconds(void);
+/* Resident set size of this process, bytes (from /proc/self/statm). */
+uint64_t cli_rss_bytes(void);
+/* 1 if stderr is a terminal (progress lines are drawn only then). */
+int cli_stderr_is_tty(void);
+
+/* Where the shipped data (bench/lua, examples) is: the source tree for a build-tree binary, else
+ * the install prefix's share/hswarm. Returns the directory holding `rel`, or NULL. */
+const char *cli_data_dir(const char *rel);
+
+#endif

@@ -1,0 +1,42 @@
+/* main.c: the hswarm program: dispatches to one subcommand per file (cmd_*.c). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static void usage(FILE *f) {
+  fputs("usage: hswarm COMMAND [options]\n"
+        "\n"
+        "commands:\n"
+        "  run SCRIPT.lua [ARGS...]   run a swarm: SCRIPT's main(ctx, args) is the first agent\n"
+        "  replay LOG                 re-execute a logged run and check it is identical\n"
+        "  log LOG                    print an event log, one record per line\n"
+        "  bench runtime              measure the agent runtime (spawn, memory, latency, rates)\n"
+        "  version                    print the version\n"
+        "\n"
+        "Run `hswarm COMMAND --help` for the options of a command.\n",
+        f);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+  if (!strcmp(cmd, "replay")) return cmd_replay(argc - 1, argv + 1);
+  if (!strcmp(cmd, "log")) return cmd_log(argc - 1, argv + 1);
+  if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+  if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+    puts("hswarm 0.1.0");
+    return 0;
+  }
+  if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+    usage(stdout);
+    return 0;
+  }
+  fprintf(stderr, "hswarm: unknown command '%s'\n", cmd);
+  usage(stderr);
+  return EXIT_USAGE;
+}

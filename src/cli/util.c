@@ -1,0 +1,87 @@
+/* util.c: small helpers for the hswarm subcommands: numbers, JSON strings, clocks, memory. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+int cli_parse_u64(const char *s, int binary, uint64_t *out) {
+  if (!s || !*s || *s == '-') return -1;
+  char *end;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (end == s) return -1;
+  uint64_t mult = 1, k = binary ? 1024 : 1000;
+  if (*end == 'k' || *end == 'K') mult = k, end++;
+  else if (*end == 'm' || *end == 'M') mult = k * k, end++;
+  else if (*end == 'g' || *end == 'G') mult = k * k * k, end++;
+  if (*end) return -1;
+  if (v > UINT64_MAX / mult) return -1;
+  *out = v * mult;
+  return 0;
+}
+
+void json_string_n(FILE *f, const char *s, size_t n) {
+  fputc('"', f);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    switch (c) {
+    case '"': fputs("\\\"", f); break;
+    case '\\': fputs("\\\\", f); break;
+    case '\n': fputs("\\n", f); break;
+    case '\r': fputs("\\r", f); break;
+    case '\t': fputs("\\t", f); break;
+    default:
+      if (c < 0x20)
+        fprintf(f, "\\u%04x", c);
+      else
+        fputc(c, f);
+    }
+  }
+  fputc('"', f);
+}
+
+void json_string(FILE *f, const char *s) {
+  if (!s) {
+    fputs("null", f);
+    return;
+  }
+  json_string_n(f, s, strlen(s));
+}
+
+double cli_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+uint64_t cli_rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  unsigned long long size = 0, resident = 0;
+  if (fscanf(f, "%llu %llu", &size, &resident) != 2) resident = 0;
+  fclose(f);
+  return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+int cli_stderr_is_tty(void) { return isatty(2); }
+
+const char *cli_data_dir(const char *rel) {
+  static const char *candidates[] = {
+#ifdef HS_SOURCE_DIR
+      HS_SOURCE_DIR,
+#endif
+#ifdef HS_INSTALL_DATADIR
+      HS_INSTALL_DATADIR,
+#endif
+      NULL};
+  for (int i = 0; candidates[i]; i++) {
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", candidates[i], rel);
+    if (stat(path, &st) == 0) return candidates[i];
+  }
+  return NULL;
+}
