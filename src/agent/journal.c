@@ -135,7 +135,11 @@ int journal(hs_runtime *rt, hs_record *rec) {
     return rt_error(rt, rc, "%s", hs_eventlog_last_error());
   }
   if (rc == 0) {
-    diverge(rt, index + 1, record_agent(rec), "(the log ends here)", rec);
+    diverge(rt, index + 1, record_agent(rec),
+            hs_eventlog_reader_truncated(rt->replay)
+                ? "(the log ends here, inside a partial record: the run that wrote it was cut short)"
+                : "(the log ends here)",
+            rec);
     return rt_error(rt, HS_EDIVERGE, "replay diverged: the log ends before the run");
   }
   if (!records_equal(&logged, rec)) {
