@@ -24,7 +24,7 @@ static hs_runtime *rt_of(lua_State *L) { return host_of(L)->rt; }
 
 static hs_agent *me(lua_State *L) {
   hs_agent *a = rt_of(L)->current;
-  if (!a) luaL_error(L, "ctx functions can only be called by a running agent");
+  if (!a) lua_raisef(L, "ctx functions can only be called by a running agent");
   return a;
 }
 
@@ -34,7 +34,7 @@ int ctx_yield(lua_State *L, lua_KFunction k) {
 }
 
 static int raise_rt(lua_State *L, const char *fn) {
-  return luaL_error(L, "%s: %s", fn, rt_of(L)->errmsg);
+  return lua_raisef(L, "%s: %s", fn, rt_of(L)->errmsg);
 }
 
 /* ---- messages ---- */
@@ -43,12 +43,12 @@ static int ctx_send(lua_State *L) {
   hs_runtime *rt = rt_of(L);
   hs_agent *a = me(L);
   if (!lua_isinteger(L, 1))
-    return luaL_error(L, "ctx.send: recipient must be an agent id (got %s; note ctx.send, not "
+    return lua_raisef(L, "ctx.send: recipient must be an agent id (got %s; note ctx.send, not "
                          "ctx:send)",
                       luaL_typename(L, 1));
   lua_Integer to = lua_tointeger(L, 1);
   if (to <= 0 || to > UINT32_MAX)
-    return luaL_error(L, "ctx.send: agent %d does not exist", (int)to);
+    return lua_raisef(L, "ctx.send: agent %d does not exist", (int)to);
   hs_handle h;
   if (value_to_handle(L, 2, rt, &h) != 0) return raise_rt(L, "ctx.send");
   if (rt_send(rt, a, (uint32_t)to, h, 0, 0) != 0) {
@@ -113,7 +113,7 @@ static int ctx_recv(lua_State *L) {
   lua_Integer timeout = -1;
   if (!lua_isnoneornil(L, 1)) {
     timeout = luaL_checkinteger(L, 1);
-    if (timeout < 0) return luaL_error(L, "ctx.recv: timeout must be >= 0 steps");
+    if (timeout < 0) return lua_raisef(L, "ctx.recv: timeout must be >= 0 steps");
   }
   lua_settop(L, 0);
   if (push_message(L, rt, a)) return 1;
@@ -173,7 +173,7 @@ static int ctx_join(lua_State *L) {
   lua_Integer id = luaL_checkinteger(L, 1);
   hs_agent *child = id > 0 && id <= UINT32_MAX ? rt_agent(rt, (uint32_t)id) : NULL;
   if (!child || child->parent != a->id)
-    return luaL_error(L, "ctx.join: agent %d is not a child of agent %u", (int)id, a->id);
+    return lua_raisef(L, "ctx.join: agent %d is not a child of agent %u", (int)id, a->id);
   lua_settop(L, 0);
   int n = try_join(L, rt, a, child);
   if (n >= 0) return n;
@@ -238,7 +238,7 @@ static int ctx_sleep(lua_State *L) {
   hs_runtime *rt = rt_of(L);
   hs_agent *a = me(L);
   lua_Integer steps = luaL_checkinteger(L, 1);
-  if (steps < 0) return luaL_error(L, "ctx.sleep: steps must be >= 0");
+  if (steps < 0) return lua_raisef(L, "ctx.sleep: steps must be >= 0");
   if (steps == 0) return 0;
   lua_settop(L, 0);
   a->op_seq++;
@@ -289,7 +289,7 @@ static int mem_write(lua_State *L) {
   hs_agent *a = me(L);
   int t = lua_type(L, 1);
   if (t != LUA_TSTRING && t != LUA_TNUMBER)
-    return luaL_error(L, "ctx.memory.write: expected a string (got %s)", luaL_typename(L, 1));
+    return lua_raisef(L, "ctx.memory.write: expected a string (got %s)", luaL_typename(L, 1));
   hs_handle h;
   if (value_to_handle(L, 1, rt, &h) != 0) return raise_rt(L, "ctx.memory.write");
   if (rt_own_handle(rt, a, h) != 0) {
@@ -305,16 +305,16 @@ static int mem_read(lua_State *L) {
   int is_view;
   hs_handle h = view_check_handle(L, 1, &is_view);
   if (lua_type(L, 1) != LUA_TLIGHTUSERDATA && !is_view)
-    return luaL_error(L, "ctx.memory.read: expected a handle (got %s)", luaL_typename(L, 1));
+    return lua_raisef(L, "ctx.memory.read: expected a handle (got %s)", luaL_typename(L, 1));
   if (hs_arena_retain(rt->arena, h) != 0)
-    return luaL_error(L, "ctx.memory.read: stale or invalid handle 0x%016llx",
+    return lua_raisef(L, "ctx.memory.read: stale or invalid handle 0x%016llx",
                       (unsigned long long)h);
   const void *p;
   size_t len;
   int rc = hs_arena_read(rt->arena, h, &p, &len);
   if (rc) {
     hs_arena_release(rt->arena, h);
-    return luaL_error(L, "ctx.memory.read: %s", hs_arena_last_error());
+    return lua_raisef(L, "ctx.memory.read: %s", hs_arena_last_error());
   }
   return view_push(L, rt, h);
 }
@@ -332,7 +332,7 @@ static int mem_retain(lua_State *L) {
   hs_agent *a = me(L);
   hs_handle h = view_check_handle(L, 1, NULL);
   if (hs_arena_retain(rt->arena, h) != 0)
-    return luaL_error(L, "ctx.memory.retain: stale or invalid handle 0x%016llx",
+    return lua_raisef(L, "ctx.memory.retain: stale or invalid handle 0x%016llx",
                       (unsigned long long)h);
   if (rt_own_handle(rt, a, h) != 0) {
     hs_arena_release(rt->arena, h);

@@ -19,6 +19,7 @@
  * agent's own coroutines, and the agent never sees the sentinel. */
 #include <lauxlib.h>
 #include <lualib.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,6 +35,18 @@ struct hs_embedded_lua {
   size_t len;
 };
 extern const struct hs_embedded_lua hs_embedded_lua_libs[];
+
+int lua_raisef(lua_State *L, const char *fmt, ...) {
+  char buf[HS_ERRMSG_SIZE];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  luaL_where(L, 1);
+  lua_pushstring(L, buf);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
 
 static char sentinel_tag;
 void *host_sentinel(void) { return &sentinel_tag; }
@@ -94,10 +107,10 @@ static void count_hook(lua_State *L, lua_Debug *ar) {
     return;
   }
   if (a->killed == KILL_BUDGET)
-    luaL_error(L, "agent %u: instruction budget of %llu per activation exceeded", a->id,
+    lua_raisef(L, "agent %u: instruction budget of %llu per activation exceeded", a->id,
                (unsigned long long)rt->cfg.instruction_budget);
   else
-    luaL_error(L, "agent %u: memory limit of %llu bytes exceeded", a->id,
+    lua_raisef(L, "agent %u: memory limit of %llu bytes exceeded", a->id,
                (unsigned long long)x->host->mem_limit);
 }
 
@@ -122,12 +135,12 @@ static int resume_k(lua_State *L, int status, lua_KContext wrap) {
 static int resume_loop(lua_State *L, lua_State *co, int narg, int wrap) {
   if (lua_status(co) == LUA_OK && lua_gettop(co) == 0) {
     lua_pop(L, narg);
-    if (wrap) return luaL_error(L, "cannot resume dead coroutine");
+    if (wrap) return lua_raisef(L, "cannot resume dead coroutine");
     lua_pushboolean(L, 0);
     lua_pushliteral(L, "cannot resume dead coroutine");
     return 2;
   }
-  if (!lua_checkstack(co, narg)) return luaL_error(L, "too many arguments to resume");
+  if (!lua_checkstack(co, narg)) return lua_raisef(L, "too many arguments to resume");
   lua_xmove(L, co, narg);
   int nres = 0;
   int st = lua_resume(co, L, narg, &nres);
@@ -139,7 +152,7 @@ static int resume_loop(lua_State *L, lua_State *co, int narg, int wrap) {
   if (st == LUA_OK || st == LUA_YIELD) {
     if (!lua_checkstack(L, nres + 1)) {
       lua_pop(co, nres);
-      return luaL_error(L, "too many results to resume");
+      return lua_raisef(L, "too many results to resume");
     }
     if (!wrap) lua_pushboolean(L, 1);
     lua_xmove(co, L, nres);
@@ -183,7 +196,7 @@ static int sandbox_load(lua_State *L) {
   size_t len;
   const char *chunk = lua_tolstring(L, 1, &len);
   if (!chunk || lua_type(L, 1) != LUA_TSTRING)
-    return luaL_error(L, "load: agents may load only source text given as a string");
+    return lua_raisef(L, "load: agents may load only source text given as a string");
   const char *name = luaL_optstring(L, 2, "=(load)");
   int has_env = !lua_isnone(L, 4);
   int st = luaL_loadbufferx(L, chunk, len, name, "t");
@@ -244,7 +257,7 @@ static int sandbox_require(lua_State *L) {
     luaL_addstring(&b, lib->name);
   }
   luaL_pushresult(&b);
-  return luaL_error(L,
+  return lua_raisef(L,
                     "module '%s' not found: agents can require only the libraries built into "
                     "hswarm (%s)",
                     name, lua_tostring(L, -1));

@@ -57,7 +57,7 @@ static int boot(lua_State *L) {
     lua_call(L, 0, 0);
     lua_getglobal(L, "main");
     if (lua_type(L, -1) != LUA_TFUNCTION)
-      return luaL_error(L, "%s defines no main(ctx, args) function",
+      return lua_raisef(L, "%s defines no main(ctx, args) function",
                         key ? key : "the script");
     if (key) {
       lua_getfield(L, LUA_REGISTRYINDEX, "hswarm.scripts");
@@ -77,9 +77,9 @@ int view_copy(lua_State *from, int idx, lua_State *to); /* below */
 
 static void copy_value(lua_State *from, int idx, lua_State *to, int depth) {
   idx = lua_absindex(from, idx);
-  if (depth > MAX_ARGS_DEPTH) luaL_error(to, "args nested deeper than %d (a cycle?)", MAX_ARGS_DEPTH);
+  if (depth > MAX_ARGS_DEPTH) lua_raisef(to, "args nested deeper than %d (a cycle?)", MAX_ARGS_DEPTH);
   luaL_checkstack(to, 3, "args");
-  if (!lua_checkstack(from, 3)) luaL_error(to, "args too deep");
+  if (!lua_checkstack(from, 3)) lua_raisef(to, "args too deep");
   switch (lua_type(from, idx)) {
   case LUA_TNIL:
   case LUA_TNONE: lua_pushnil(to); break;
@@ -109,7 +109,7 @@ static void copy_value(lua_State *from, int idx, lua_State *to, int depth) {
     break;
   default:
     if (view_copy(from, idx, to)) break;
-    luaL_error(to, "args cannot contain a %s (only light agents spawned with a function share "
+    lua_raisef(to, "args cannot contain a %s (only light agents spawned with a function share "
                    "Lua values)",
                luaL_typename(from, idx));
   }
@@ -120,7 +120,7 @@ int view_copy(lua_State *from, int idx, lua_State *to) {
   hs_handle h = view_check_handle(from, idx, &is_view);
   if (!is_view) return 0;
   hs_runtime *rt = host_of(to)->rt;
-  if (hs_arena_retain(rt->arena, h) != 0) luaL_error(to, "args contain a view of a released blob");
+  if (hs_arena_retain(rt->arena, h) != 0) lua_raisef(to, "args contain a view of a released blob");
   view_push(to, rt, h);
   return 1;
 }
@@ -321,7 +321,7 @@ int hs_runtime_spawn_main(hs_runtime *rt, const char *script_path, int argc,
 static int ctx_spawn(lua_State *L) {
   hs_runtime *rt = host_of(L)->rt;
   hs_agent *a = rt->current;
-  if (!a) return luaL_error(L, "ctx.spawn: only a running agent can spawn");
+  if (!a) return lua_raisef(L, "ctx.spawn: only a running agent can spawn");
   const char *kind_name = NULL;
   lua_Integer team = a->team;
   if (!lua_isnoneornil(L, 3)) {
@@ -330,7 +330,7 @@ static int ctx_spawn(lua_State *L) {
     lua_pop(L, 1);
     if (lua_getfield(L, 3, "team") != LUA_TNIL) {
       if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > UINT32_MAX)
-        return luaL_error(L, "ctx.spawn: team must be a positive integer");
+        return lua_raisef(L, "ctx.spawn: team must be a positive integer");
       team = lua_tointeger(L, -1);
     }
     lua_pop(L, 1);
@@ -339,12 +339,12 @@ static int ctx_spawn(lua_State *L) {
   if (kind_name && !strcmp(kind_name, "light"))
     kind = HS_AGENT_LIGHT;
   else if (kind_name && strcmp(kind_name, "isolated") != 0)
-    return luaL_error(L, "ctx.spawn: kind must be \"isolated\" or \"light\" (got \"%s\")",
+    return lua_raisef(L, "ctx.spawn: kind must be \"isolated\" or \"light\" (got \"%s\")",
                       kind_name);
   setup_req r = {.from = L, .args_idx = lua_isnoneornil(L, 2) ? 0 : 2};
   if (lua_type(L, 1) == LUA_TFUNCTION) {
     if (kind_name && kind != HS_AGENT_LIGHT)
-      return luaL_error(L, "ctx.spawn: a function runs only as a light agent in the caller's "
+      return lua_raisef(L, "ctx.spawn: a function runs only as a light agent in the caller's "
                            "state");
     kind = HS_AGENT_LIGHT;
     r.fn_idx = 1;
@@ -353,22 +353,22 @@ static int ctx_spawn(lua_State *L) {
     const char *target = luaL_checklstring(L, 1, &len);
     if (!strncmp(target, "native:", 7)) {
       const native_kind *nk = native_find(rt, target + 7);
-      if (!nk) return luaL_error(L, "ctx.spawn: no native agent kind \"%s\"", target + 7);
+      if (!nk) return lua_raisef(L, "ctx.spawn: no native agent kind \"%s\"", target + 7);
       size_t alen = 0;
       const char *args = lua_isnoneornil(L, 2) ? NULL : luaL_checklstring(L, 2, &alen);
       uint32_t id;
       if (native_spawn(rt, nk, a, (uint32_t)team, args, alen, &id) != 0)
-        return luaL_error(L, "ctx.spawn: %s", rt->errmsg);
+        return lua_raisef(L, "ctx.spawn: %s", rt->errmsg);
       lua_pushinteger(L, id);
       return 1;
     }
     int is_path = len > 4 && !strcmp(target + len - 4, ".lua") && !memchr(target, '\n', len);
     int rc = is_path ? script_load(rt, target, a->script, &r.scr)
                      : script_from_source(rt, target, len, &r.scr);
-    if (rc) return luaL_error(L, "ctx.spawn: %s", rt->errmsg);
+    if (rc) return lua_raisef(L, "ctx.spawn: %s", rt->errmsg);
   }
   if (spawn_lua(rt, a, &r, kind, (uint32_t)team) != 0)
-    return luaL_error(L, "ctx.spawn: %s", rt->errmsg);
+    return lua_raisef(L, "ctx.spawn: %s", rt->errmsg);
   lua_pushinteger(L, r.child->id);
   return 1;
 }

@@ -6,6 +6,7 @@
  * v .. s also work. Handles themselves are light userdata in Lua: cheap to store and pass, and
  * distinct from numbers and strings. */
 #include <lauxlib.h>
+#include <lualib.h>
 #include <string.h>
 
 #include "agent/rt.h"
@@ -32,7 +33,7 @@ static const char *view_bytes(lua_State *L, int idx, size_t *len) {
   const void *p = NULL;
   *len = 0;
   if (v->h == HS_HANDLE_NONE || hs_arena_read(arena_of(L), v->h, &p, len) != 0) {
-    luaL_error(L, "view of a released blob");
+    lua_raisef(L, "view of a released blob");
     return NULL;
   }
   return p ? p : "";
@@ -99,13 +100,17 @@ static int view_find(lua_State *L) {
   const char *needle = luaL_checklstring(L, 2, &nlen);
   size_t init = posrelat(luaL_optinteger(L, 3, 1), len);
   if (!lua_toboolean(L, 4)) { /* patterns: fall back to string.find on a copy */
-    lua_getglobal(L, "string");
+    int base = lua_gettop(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getfield(L, -1, LUA_STRLIBNAME);
     lua_getfield(L, -1, "find");
+    lua_replace(L, base + 1);
+    lua_settop(L, base + 1);
     lua_pushlstring(L, p, len);
     lua_pushvalue(L, 2);
     lua_pushinteger(L, (lua_Integer)init);
     lua_call(L, 3, LUA_MULTRET);
-    return lua_gettop(L) - 5;
+    return lua_gettop(L) - base;
   }
   if (init > len + 1) {
     lua_pushnil(L);

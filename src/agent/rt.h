@@ -188,6 +188,14 @@ struct hs_runtime {
   int main_exited_ok;
 };
 
+/* Raises a Lua error formatted by printf rules (luaL_error knows only Lua's few formats),
+ * with the position prefix luaL_error would add. */
+int lua_raisef(lua_State *L, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 /* runtime.c */
 hs_agent *rt_agent(hs_runtime *rt, uint32_t id); /* NULL if no such id */
 int rt_error(hs_runtime *rt, int code, const char *fmt, ...)
