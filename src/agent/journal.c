@@ -153,6 +153,15 @@ int journal(hs_runtime *rt, hs_record *rec) {
   return 0;
 }
 
+int journal_logged_op(hs_runtime *rt, uint32_t agent, uint32_t op_seq, const char *kind) {
+  hs_op_token token = ((uint64_t)agent << 32) | op_seq;
+  char cut[48];
+  snprintf(cut, sizeof cut, "%s", kind);
+  for (completion *c = rt->replay_ops; c; c = c->next)
+    if (c->token == token) return !strcmp(c->kind, cut);
+  return 0;
+}
+
 int journal_replay_op(hs_runtime *rt, hs_agent *a, uint32_t op_seq) {
   hs_op_token token = ((uint64_t)a->id << 32) | op_seq;
   /* the logged result, if any, was indexed before the run (hs_runtime_replay) */
@@ -191,6 +200,7 @@ static int index_ops(const char *path, completion **out) {
     c->step = rec.u.op.step;
     c->status = rec.u.op.status;
     c->len = rec.u.op.data_len;
+    snprintf(c->kind, sizeof c->kind, "%.*s", (int)rec.u.op.kind_len, rec.u.op.kind);
     if (c->len) memcpy(c->data, rec.u.op.data, c->len);
     *tail = c;
     tail = &c->next;

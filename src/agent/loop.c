@@ -217,7 +217,8 @@ int rt_op_start(hs_runtime *rt, hs_agent *a, const char *kind, const void *req, 
   op_kind *k = NULL;
   for (uint32_t i = 0; i < rt->nop_kinds && !k; i++)
     if (!strcmp(rt->op_kinds[i].name, kind)) k = &rt->op_kinds[i];
-  if (!k && rt->replay) { /* a replay feeds every non-timer result from the log */
+  if (!k && rt->replay && journal_logged_op(rt, a->id, a->op_seq + 1, kind)) {
+    /* the logged run had this kind: a replay feeds its results from the log */
     if (hs_runtime_register_op(rt, kind, 1, replay_only_start, NULL) != 0) return HS_ENOMEM;
     k = &rt->op_kinds[rt->nop_kinds - 1];
   }
@@ -282,10 +283,13 @@ static void lua_agent_ended(hs_runtime *rt, hs_agent *a, int status, int nres) {
     code = HS_ELIMIT;
     snprintf(msg, sizeof msg, "agent %u: memory limit of %llu bytes exceeded", a->id,
              (unsigned long long)a->host->mem_limit);
+  } else if (a->killed == KILL_BUDGET) {
+    code = HS_ELIMIT;
+    snprintf(msg, sizeof msg, "agent %u: instruction budget of %llu per activation exceeded",
+             a->id, (unsigned long long)rt->cfg.instruction_budget);
   } else {
     const char *err = lua_tostring(co, -1);
     if (!err) err = luaL_typename(co, -1);
-    if (a->killed == KILL_BUDGET) code = HS_ELIMIT;
     snprintf(msg, sizeof msg, "%s", err);
   }
   rt_finish_agent(rt, a, code, msg, HS_HANDLE_NONE);
@@ -305,6 +309,11 @@ void rt_run_agent(hs_runtime *rt, hs_agent *a) {
   int nres = 0;
   int status = lua_resume(a->co, NULL, nargs, &nres);
   rt->current = NULL;
+  if (a->killed) { /* the count hook yielded or raised out of a killed agent */
+    if (status == LUA_YIELD) lua_pop(a->co, nres);
+    lua_agent_ended(rt, a, LUA_ERRRUN, 0);
+    return;
+  }
   if (status == LUA_YIELD) {
     lua_pop(a->co, nres);
     if (a->exiting) {

@@ -111,6 +111,7 @@ typedef struct op_kind {
 typedef struct completion {
   hs_op_token token;
   uint64_t step;         /* replay: the step at which the log delivered it */
+  char kind[48];         /* replay: the operation's kind, as logged (cut to fit) */
   int32_t status;
   uint32_t len;
   char *data;
@@ -260,6 +261,7 @@ int journal(hs_runtime *rt, hs_record *rec); /* write or check one record; <0 st
 int journal_open(hs_runtime *rt, const script *main, int argc, const char *const *argv);
 void journal_close(hs_runtime *rt);
 int journal_replay_op(hs_runtime *rt, hs_agent *a, uint32_t op_seq); /* schedule logged result */
+int journal_logged_op(hs_runtime *rt, uint32_t agent, uint32_t op_seq, const char *kind);
 
 /* native.c */
 const native_kind *native_find(hs_runtime *rt, const char *name);

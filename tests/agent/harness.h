@@ -19,14 +19,14 @@
 
 static char test_dir[256];
 
-static void harness_init(void) {
+static inline void harness_init(void) {
   if (test_dir[0]) return;
   snprintf(test_dir, sizeof test_dir, "/tmp/hswarm-test-XXXXXX");
   assert_non_null(mkdtemp(test_dir));
 }
 
 /* Writes text to DIR/name and returns the path (static buffer rotation of 4). */
-static const char *write_file(const char *name, const char *text) {
+static inline const char *write_file(const char *name, const char *text) {
   static char paths[4][512];
   static int next;
   harness_init();
@@ -49,7 +49,7 @@ typedef struct outcome {
 } outcome;
 
 /* Runs src as the main script with cfg (NULL: defaults, quiet) and the given args. */
-static outcome run_cfg(const char *src, const hs_runtime_config *cfg_in, int argc,
+static inline outcome run_cfg(const char *src, const hs_runtime_config *cfg_in, int argc,
                        const char *const *argv) {
   hs_runtime_config cfg;
   if (cfg_in)
@@ -76,7 +76,7 @@ static outcome run_cfg(const char *src, const hs_runtime_config *cfg_in, int arg
   return o;
 }
 
-static outcome run_src(const char *src) { return run_cfg(src, NULL, 0, NULL); }
+static inline outcome run_src(const char *src) { return run_cfg(src, NULL, 0, NULL); }
 
 /* Asserts the main agent ended normally with the given result. */
 #define assert_result(o, expected)                                                     \
@@ -88,7 +88,7 @@ static outcome run_src(const char *src) { return run_cfg(src, NULL, 0, NULL); }
   } while (0)
 
 /* 1 if some failure line contains needle. */
-static int failure_has(const outcome *o, const char *needle) {
+static inline int failure_has(const outcome *o, const char *needle) {
   for (size_t i = 0; i < o->nfailures; i++)
     if (strstr(o->failures[i], needle)) return 1;
   for (size_t i = 0; i < o->nfailures; i++) fprintf(stderr, "failure: %s\n", o->failures[i]);
