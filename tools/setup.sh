@@ -9,6 +9,7 @@ PACKAGES=(
   liblua5.4-dev lua5.4
   libcmocka-dev
   clang libclang-rt-14-dev
+  jq
 )
 
 missing=()

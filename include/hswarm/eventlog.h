@@ -162,7 +162,7 @@ int hs_eventlog_reader_open_mem(const void *data, size_t len, const char *name,
  * partial last record counts as the end; see hs_eventlog_reader_truncated), or a negative code:
  * HS_ECORRUPT for a bad checksum, an unknown type, or fields that do not fit the record's length. */
 int hs_eventlog_reader_next(hs_eventlog_reader *r, hs_record *rec);
-/* Records returned so far, the header included (so the first after it is number 1). */
+/* Number of the record last returned: 0 for the header (after open), 1 for the first after it. */
 uint64_t hs_eventlog_reader_index(const hs_eventlog_reader *r);
 /* Byte offset in the file of the record last returned. */
 uint64_t hs_eventlog_reader_offset(const hs_eventlog_reader *r);
