@@ -2,30 +2,25 @@
 -- The root spawns T team leads. Each lead spawns 10 light members in its team's shared Lua state
 -- and tells every member who its teammates are. Each member proposes a value (its own seeded
 -- math.random), sends the proposal to all teammates, collects theirs, and decides by majority
--- (ties go to the smallest value). Every member reports its decision to the lead, which checks that
--- all 10 agree. Usage: hswarm run examples/teams_vote.lua [T=100] [--seed S]
+-- (ties go to the smallest value: swarm.majority). Every member reports its decision to the lead,
+-- which checks that all 10 agree. Usage: hswarm run examples/teams_vote.lua [T=100] [--seed S]
 local team_size = 10
+
+local swarm = require("swarm")
 
 local function member(ctx, args)
   local peers = ctx.recv() -- the lead sends the ids of the team, comma-separated
-  local ids = {}
-  for id in tostring(peers.data):gmatch("%d+") do ids[#ids + 1] = tonumber(id) end
+  local others = {}
+  for id in tostring(peers.data):gmatch("%d+") do
+    if tonumber(id) ~= ctx.id then others[#others + 1] = tonumber(id) end
+  end
   local proposal = math.random(1, 4)
-  for _, id in ipairs(ids) do
-    if id ~= ctx.id then ctx.send(id, proposal) end
-  end
-  local votes = {[proposal] = 1}
-  for _ = 1, #ids - 1 do
-    local m = ctx.recv()
-    local v = tonumber(tostring(m.data))
-    votes[v] = (votes[v] or 0) + 1
-  end
-  local best, count = nil, -1
-  for v = 1, 4 do
-    if (votes[v] or 0) > count then best, count = v, votes[v] or 0 end
-  end
-  ctx.send(ctx.parent, best)
-  return best
+  swarm.broadcast(ctx, others, proposal)
+  local votes = {proposal}
+  for _, m in ipairs(swarm.gather(ctx, #others)) do votes[#votes + 1] = tostring(m.data) end
+  local decision = swarm.majority(votes)
+  ctx.send(ctx.parent, decision)
+  return decision
 end
 
 local function lead(ctx, args)
@@ -36,9 +31,7 @@ local function lead(ctx, args)
   local list = table.concat(ids, ",")
   for _, id in ipairs(ids) do ctx.send(id, list) end
   local decided
-  for _ = 1, team_size do
-    local m = ctx.recv()
-    while m.exit do m = ctx.recv() end -- members' exit notices may interleave
+  for _, m in ipairs(swarm.gather(ctx, team_size)) do -- members' exit notices may interleave
     local v = tonumber(tostring(m.data))
     assert(decided == nil or decided == v, "team " .. args.team .. " disagrees")
     decided = v
