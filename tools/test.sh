@@ -30,7 +30,7 @@ int main(void) {
 C
 PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/x86_64-linux-gnu/pkgconfig" \
   sh -c 'cc -std=c11 "$1/use.c" -o "$1/use" $(pkg-config --cflags --libs --static hswarm)' _ "$prefix"
-"$prefix/use"
+LD_LIBRARY_PATH="$prefix/lib:$prefix/lib/x86_64-linux-gnu" "$prefix/use"
 "$prefix/bin/hswarm" run "$prefix/share/hswarm/examples/pingpong.lua" 3 --quiet
 rm -rf "$prefix"
 

@@ -1,6 +1,6 @@
 # test_replay.sh: event logs through the CLI: identical logs for identical runs, replay, a changed
 # script caught, corrupt and truncated logs, `hswarm log`.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 
 cp "$SRC/examples/teams_vote.lua" .
 expect_status 0 "$HSWARM" run teams_vote.lua 40 --seed 9 --log a.log --quiet

@@ -1,6 +1,6 @@
 # test_replay_10000.sh: a 10,000-agent run of isolated agents, logged twice and replayed.
 # label: slow
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 cp "$SRC/examples/fanout.lua" .
 expect_status 0 "$HSWARM" run fanout.lua 10000 --log a.log --quiet --json
 expect_json

@@ -1,5 +1,5 @@
 # test_run.sh: `hswarm run` on the examples, the summary, --json, and the exit codes.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 
 expect_status 0 "$HSWARM" run "$SRC/examples/pingpong.lua" 20
 expect_in out.txt "result: 20 round trips"

@@ -1,4 +1,4 @@
-# lib.sh: helpers for the black-box CLI tests (sourced). Each test script gets the hswarm binary
+# lib.bash: helpers for the black-box CLI tests (sourced). Each test script gets the hswarm binary
 # as $1 and the source tree as $2, works in a fresh temporary directory, and fails on the first
 # unmet expectation with a message saying what was expected.
 set -u
