@@ -16,7 +16,7 @@
 #include "agent/rt.h"
 #include "hswarm/error.h"
 
-#define CTX_MT "hswarm.ctxmt"
+static const char ctx_mt_key = 0; /* the ctx metatable's registry key */
 
 int value_to_handle(lua_State *L, int idx, hs_runtime *rt, hs_handle *out); /* lua_view.c */
 
@@ -39,22 +39,49 @@ static int raise_rt(lua_State *L, const char *fn) {
 
 /* ---- messages ---- */
 
+/* ctx.send(to, value) or ctx.send({to1, to2, ...}, value): the value becomes one handle (a string
+ * is written to the arena once) and every recipient gets a reference to it. With a list, the
+ * messages before a failing recipient are sent; the error names the recipient. */
 static int ctx_send(lua_State *L) {
   hs_runtime *rt = rt_of(L);
   hs_agent *a = me(L);
-  if (!lua_isinteger(L, 1))
-    return lua_raisef(L, "ctx.send: recipient must be an agent id (got %s; note ctx.send, not "
-                         "ctx:send)",
+  int list = lua_type(L, 1) == LUA_TTABLE && !lua_getmetatable(L, 1);
+  if (!list && !lua_isinteger(L, 1))
+    return lua_raisef(L, "ctx.send: recipient must be an agent id or a list of ids (got %s; "
+                         "note ctx.send, not ctx:send)",
                       luaL_typename(L, 1));
-  lua_Integer to = lua_tointeger(L, 1);
-  if (to <= 0 || to > UINT32_MAX)
-    return lua_raisef(L, "ctx.send: agent %d does not exist", (int)to);
+  lua_Integer n = list ? (lua_Integer)lua_rawlen(L, 1) : 1;
   hs_handle h;
   if (value_to_handle(L, 2, rt, &h) != 0) return raise_rt(L, "ctx.send");
-  if (rt_send(rt, a, (uint32_t)to, h, 0, 0) != 0) {
-    if (h) hs_arena_release(rt->arena, h);
-    return raise_rt(L, "ctx.send");
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_Integer to;
+    if (list) {
+      int isnum;
+      lua_rawgeti(L, 1, i);
+      to = lua_tointegerx(L, -1, &isnum);
+      lua_pop(L, 1);
+      if (!isnum) to = 0;
+    } else {
+      to = lua_tointeger(L, 1);
+    }
+    int rc = to > 0 && to <= UINT32_MAX ? 0 : HS_ENOENT;
+    if (rc) rt_error(rt, HS_ENOENT, "agent %u sent to agent %lld, which does not exist", a->id,
+                     (long long)to);
+    /* each message holds its own reference; the last one takes over ours */
+    int retained = 0;
+    if (!rc && h && i < n) {
+      rc = hs_arena_retain(rt->arena, h);
+      if (rc) rt_error(rt, rc, "cannot share handle 0x%016llx once more", (unsigned long long)h);
+      retained = rc == 0;
+    }
+    if (!rc) rc = rt_send(rt, a, (uint32_t)to, h, 0, 0);
+    if (rc) {
+      if (retained) hs_arena_release(rt->arena, h); /* this message's reference */
+      if (h) hs_arena_release(rt->arena, h);        /* ours */
+      return raise_rt(L, "ctx.send");
+    }
   }
+  if (n == 0 && h) hs_arena_release(rt->arena, h);
   return 0;
 }
 
@@ -356,7 +383,7 @@ void ctx_open(lua_State *L) {
   static const luaL_Reg mem[] = {{"write", mem_write},     {"read", mem_read},
                                  {"release", mem_release}, {"retain", mem_retain},
                                  {"fence", mem_fence},     {NULL, NULL}};
-  luaL_newmetatable(L, CTX_MT);
+  lua_newtable(L);
   luaL_newlib(L, fns);
   luaL_newlib(L, mem);
   lua_setfield(L, -2, "memory");
@@ -364,7 +391,7 @@ void ctx_open(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pushboolean(L, 0);
   lua_setfield(L, -2, "__metatable");
-  lua_pop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &ctx_mt_key);
 }
 
 /* Pushes a ctx for agent a; the agent's args must be on top of the stack and stay there. */
@@ -378,6 +405,7 @@ int ctx_push(lua_State *L, hs_agent *a) {
   lua_setfield(L, -2, "parent");
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "args");
-  luaL_setmetatable(L, CTX_MT);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &ctx_mt_key);
+  lua_setmetatable(L, -2);
   return 1;
 }

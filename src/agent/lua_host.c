@@ -62,11 +62,45 @@ static host_extra *extra_of(lua_State *L) { return *(host_extra **)lua_getextras
 
 /* ---- allocator with a cap ---- */
 
+/* Blocks of up to HS_SLAB_MAX bytes come from the runtime's slab allocator (no header, free lists
+ * per size class); larger ones from hs_malloc. Builds with AddressSanitizer use hs_malloc for all,
+ * so that the sanitizer sees every Lua block. */
+#if defined(__SANITIZE_ADDRESS__)
+#define USE_SLAB 0
+#else
+#define USE_SLAB 1
+#endif
+
+static void *block_realloc(hs_slab *slab, void *ptr, size_t old, size_t nsize) {
+  if (!USE_SLAB || !slab) return hs_realloc(ptr, nsize);
+  int old_small = ptr && old <= HS_SLAB_MAX, new_small = nsize <= HS_SLAB_MAX;
+  if (!old_small && !new_small) return hs_realloc(ptr, nsize);
+  if (old_small && new_small && (old - 1) / 16 == (nsize - 1) / 16) return ptr;
+  void *p = new_small ? hs_slab_alloc(slab, nsize) : hs_malloc(nsize);
+  if (!p) return NULL;
+  if (ptr) {
+    memcpy(p, ptr, old < nsize ? old : nsize);
+    if (old_small)
+      hs_slab_free(slab, ptr, old);
+    else
+      hs_free(ptr);
+  }
+  return p;
+}
+
+static void block_free(hs_slab *slab, void *ptr, size_t old) {
+  if (USE_SLAB && slab && old <= HS_SLAB_MAX)
+    hs_slab_free(slab, ptr, old);
+  else
+    hs_free(ptr);
+}
+
 static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   lua_host *h = ud;
+  hs_slab *slab = h->rt ? h->rt->slab : NULL;
   size_t old = ptr ? osize : 0;
   if (nsize == 0) {
-    hs_free(ptr);
+    if (ptr) block_free(slab, ptr, old);
     h->mem_used -= old;
     if (h->rt) h->rt->lua_bytes -= old;
     return NULL;
@@ -76,7 +110,7 @@ static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
       h->rt->current->killed = KILL_MEMORY;
     return NULL;
   }
-  void *p = hs_realloc(ptr, nsize);
+  void *p = block_realloc(slab, ptr, old, nsize);
   if (!p) {
     if (nsize <= old) return ptr; /* shrinking never fails: keep the larger block */
     ++h->refusals;

@@ -18,18 +18,38 @@ typedef struct view {
   hs_handle h;
 } view;
 
+/* The metatable is found in the registry by this address, not by name: no string lookups on the
+ * path of every message. */
+static const char view_mt_key = 0;
+
+static view *test_view(lua_State *L, int idx) {
+  view *v = lua_touserdata(L, idx);
+  if (!v || lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &view_mt_key);
+  int same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same ? v : NULL;
+}
+
+static view *check_view(lua_State *L, int idx) {
+  view *v = test_view(L, idx);
+  if (!v) luaL_typeerror(L, idx, "view");
+  return v;
+}
+
 static hs_arena *arena_of(lua_State *L) { return host_of(L)->rt->arena; }
 
 int view_push(lua_State *L, hs_runtime *rt, hs_handle h) {
   view *v = lua_newuserdatauv(L, sizeof *v, 0);
   v->h = h;
-  luaL_setmetatable(L, VIEW_MT);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &view_mt_key);
+  lua_setmetatable(L, -2);
   (void)rt;
   return 1;
 }
 
 static const char *view_bytes(lua_State *L, int idx, size_t *len) {
-  view *v = luaL_checkudata(L, idx, VIEW_MT);
+  view *v = check_view(L, idx);
   const void *p = NULL;
   *len = 0;
   if (v->h == HS_HANDLE_NONE || hs_arena_read(arena_of(L), v->h, &p, len) != 0) {
@@ -40,7 +60,7 @@ static const char *view_bytes(lua_State *L, int idx, size_t *len) {
 }
 
 static int view_gc(lua_State *L) {
-  view *v = luaL_checkudata(L, 1, VIEW_MT);
+  view *v = check_view(L, 1);
   if (v->h != HS_HANDLE_NONE) {
     lua_host *host = host_of(L);
     if (host->rt) hs_arena_release(host->rt->arena, v->h);
@@ -127,14 +147,14 @@ static int view_find(lua_State *L) {
 }
 
 static int view_handle(lua_State *L) {
-  view *v = luaL_checkudata(L, 1, VIEW_MT);
+  view *v = check_view(L, 1);
   lua_pushlightuserdata(L, (void *)(uintptr_t)v->h);
   return 1;
 }
 
 static int view_concat(lua_State *L) {
   for (int i = 1; i <= 2; i++) {
-    if (luaL_testudata(L, i, VIEW_MT)) {
+    if (test_view(L, i)) {
       size_t len;
       const char *p = view_bytes(L, i, &len);
       lua_pushlstring(L, p, len);
@@ -166,13 +186,13 @@ void view_open(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pushliteral(L, "view");
   lua_setfield(L, -2, "__name");
-  lua_pop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &view_mt_key);
 }
 
 hs_handle view_check_handle(lua_State *L, int idx, int *is_view) {
   if (is_view) *is_view = 0;
   if (lua_type(L, idx) == LUA_TLIGHTUSERDATA) return (hs_handle)(uintptr_t)lua_touserdata(L, idx);
-  view *v = luaL_testudata(L, idx, VIEW_MT);
+  view *v = test_view(L, idx);
   if (v) {
     if (is_view) *is_view = 1;
     return v->h;

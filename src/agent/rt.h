@@ -22,6 +22,7 @@
 
 #include "core/last_error.h"
 #include "core/mailbox.h"
+#include "core/slab.h"
 #include "core/timerheap.h"
 #include "hswarm/eventlog.h"
 #include "hswarm/runtime.h"
@@ -130,6 +131,7 @@ struct hs_runtime {
   hs_runtime_config cfg;
   char *log_path, *replay_path;
   hs_arena *arena;
+  hs_slab *slab;          /* small blocks of every Lua state (lua_host.c) */
   char errmsg[HS_ERRMSG_SIZE];
 
   /* agents: chunks of AGENT_CHUNK structs, allocated as ids grow */

@@ -72,6 +72,11 @@ int hs_runtime_create(const hs_runtime_config *cfg_in, hs_runtime **out) {
   if (cfg.replay_path && !(rt->replay_path = hs_strdup(cfg.replay_path))) goto fail;
   rc = hs_arena_create(cfg.arena_bytes, cfg.arena_blobs, &rt->arena);
   if (rc) goto fail;
+  rc = hs_slab_create(&rt->slab);
+  if (rc) {
+    hs_arena_destroy(rt->arena);
+    goto fail;
+  }
   pthread_mutex_init(&rt->completions_lock, NULL);
   pthread_cond_init(&rt->completions_cond, NULL);
   rc = native_register_builtins(rt);
@@ -117,6 +122,7 @@ void hs_runtime_destroy(hs_runtime *rt) {
   hs_free(rt->teams);
   if (rt->main_result) hs_arena_release(rt->arena, rt->main_result);
   hs_arena_destroy(rt->arena);
+  hs_slab_destroy(rt->slab); /* after every Lua state is closed */
   hs_free(rt->run_now);
   hs_free(rt->run_next);
   hs_free(rt->dirty);

@@ -18,18 +18,33 @@
 #include "hswarm/error.h"
 #include "hswarm/runtime.h"
 
+/* Named points in time, taken by scripts with ctx.call("mark", name). */
+#define MAX_MARKS 8
 typedef struct marks {
-  double start, end;
+  char name[MAX_MARKS][16];
+  double at[MAX_MARKS];
+  int n;
 } marks;
 
 static int mark_start(hs_runtime *rt, hs_op_token token, hs_agent_id agent, const void *req,
                       size_t len, void *ud) {
   (void)agent;
   marks *m = ud;
-  double now = cli_seconds();
-  if (len == 5 && !memcmp(req, "start", 5)) m->start = now;
-  if (len == 3 && !memcmp(req, "end", 3)) m->end = now;
+  if (m->n < MAX_MARKS) {
+    snprintf(m->name[m->n], sizeof m->name[m->n], "%.*s", (int)len, (const char *)req);
+    m->at[m->n++] = cli_seconds();
+  }
   return hs_runtime_op_complete(rt, token, 0, NULL, 0);
+}
+
+/* Seconds from mark a to mark b, or -1 if either is missing. */
+static double mark_span(const marks *m, const char *a, const char *b) {
+  double ta = -1, tb = -1;
+  for (int i = 0; i < m->n; i++) {
+    if (!strcmp(m->name[i], a)) ta = m->at[i];
+    if (!strcmp(m->name[i], b)) tb = m->at[i];
+  }
+  return ta < 0 || tb < 0 || tb < ta ? -1 : tb - ta;
 }
 
 typedef struct samples {
@@ -243,38 +258,51 @@ static int bench_latency(bench_ctx *b, hs_mode mode, const char *kind, uint64_t 
 
 /* ---- fanout ---- */
 static int bench_fanout(bench_ctx *b, hs_mode mode, uint64_t workers, uint64_t rounds,
-                        int log_on) {
-  double rates[9];
+                        uint64_t burst, int log_on) {
+  double trip[9], send[9], drain[9];
   for (int r = 0; r < b->repeat; r++) {
     marks m = {0};
     hs_runtime *rt = make_runtime(b, mode, log_on, &m);
     if (!rt) return -1;
-    char w[32], rr[32];
+    char w[32], rr[32], bb[32];
     snprintf(w, sizeof w, "%llu", (unsigned long long)workers);
     snprintf(rr, sizeof rr, "%llu", (unsigned long long)rounds);
-    if (start_script(b, rt, "fanout.lua", w, rr) != 0) return -1;
+    snprintf(bb, sizeof bb, "%llu", (unsigned long long)burst);
+    const char *args[3] = {w, rr, bb};
+    char path[4200];
+    snprintf(path, sizeof path, "%s/fanout.lua", b->script_dir);
+    if (hs_runtime_spawn_main(rt, path, 3, args, NULL) != 0) {
+      fprintf(stderr, "hswarm bench: %s\n", hs_runtime_last_error(rt));
+      hs_runtime_destroy(rt);
+      return -1;
+    }
     int rc = hs_runtime_run(rt);
-    if (rc < 0 || check_ok(rt, "fanout") || m.end <= m.start) {
+    double t_rounds = mark_span(&m, "rounds", "burst"), t_send = mark_span(&m, "burst", "sent");
+    double t_drain = mark_span(&m, "sent", "end");
+    if (rc < 0 || check_ok(rt, "fanout") || t_rounds <= 0 || t_send <= 0 || t_drain <= 0) {
       hs_runtime_destroy(rt);
       return -1;
     }
     hs_runtime_destroy(rt);
-    rates[r] = (double)(2 * workers * rounds) / (m.end - m.start);
+    trip[r] = (double)(2 * workers * rounds) / t_rounds;
+    send[r] = (double)(workers * burst) / t_send;
+    drain[r] = (double)(workers * burst + workers) / t_drain;
   }
-  double rate = median(rates, b->repeat);
+  double rt_rate = median(trip, b->repeat), s_rate = median(send, b->repeat);
+  double d_rate = median(drain, b->repeat);
   const char *mname = mode == HS_MODE_FREE ? "free" : "lockstep";
   result_begin(b, "fanout", mname, "light", log_on);
   if (b->json)
-    fprintf(b->out, ",\"workers\":%llu,\"rounds\":%llu,\"messages\":%llu,"
-                    "\"messages_per_second\":%.0f}",
-            (unsigned long long)workers, (unsigned long long)rounds,
-            (unsigned long long)(2 * workers * rounds), rate);
+    fprintf(b->out, ",\"workers\":%llu,\"rounds\":%llu,\"burst\":%llu,"
+                    "\"round_trip_messages_per_second\":%.0f,"
+                    "\"multicast_sends_per_second\":%.0f,\"burst_takes_per_second\":%.0f}",
+            (unsigned long long)workers, (unsigned long long)rounds, (unsigned long long)burst,
+            rt_rate, s_rate, d_rate);
   else
-    printf("fanout   %-8s %-8s log %-3s  %8llu msgs    %10.0f messages/s (%llu workers x %llu "
-           "rounds)\n",
-           mname, "light", log_on ? "on" : "off",
-           (unsigned long long)(2 * workers * rounds), rate, (unsigned long long)workers,
-           (unsigned long long)rounds);
+    printf("fanout   %-8s %-8s log %-3s  %llu workers: round trips %.2fM msg/s (%llu rounds); "
+           "multicast sends %.2fM msg/s; burst takes %.2fM msg/s (%llu each)\n",
+           mname, "light", log_on ? "on" : "off", (unsigned long long)workers, rt_rate / 1e6,
+           (unsigned long long)rounds, s_rate / 1e6, d_rate / 1e6, (unsigned long long)burst);
   fflush(stdout);
   return 0;
 }
@@ -291,12 +319,13 @@ static int bench_arena(bench_ctx *b, uint64_t n, uint64_t size, int log_on) {
     snprintf(sb, sizeof sb, "%llu", (unsigned long long)size);
     if (start_script(b, rt, "arena.lua", nb, sb) != 0) return -1;
     int rc = hs_runtime_run(rt);
-    if (rc < 0 || check_ok(rt, "arena") || m.end <= m.start) {
+    double span = mark_span(&m, "start", "end");
+    if (rc < 0 || check_ok(rt, "arena") || span <= 0) {
       hs_runtime_destroy(rt);
       return -1;
     }
     hs_runtime_destroy(rt);
-    ns[r] = (m.end - m.start) * 1e9 / (double)n;
+    ns[r] = span * 1e9 / (double)n;
   }
   double v = median(ns, b->repeat);
   result_begin(b, "arena", "lockstep", "isolated", log_on);
@@ -391,7 +420,8 @@ int cmd_bench(int argc, char **argv) {
     }
     if ((!only || !strcmp(only, "fanout")) && rc == 0) {
       for (int mode = 1; mode >= 0 && rc == 0; mode--)
-        rc = bench_fanout(&b, (hs_mode)mode, quick ? 1000 : 10000, quick ? 10 : 50, log_on);
+        rc = bench_fanout(&b, (hs_mode)mode, quick ? 1000 : 10000, quick ? 10 : 50,
+                          quick ? 20 : 50, log_on);
     }
     if ((!only || !strcmp(only, "arena")) && rc == 0) {
       rc = bench_arena(&b, quick ? 100000 : 1000000, 64, log_on);

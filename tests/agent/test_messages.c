@@ -356,6 +356,30 @@ static void test_max_steps(void **state) {
   assert_int_equal(o.stats.alive, 1);
 }
 
+static void test_multicast_send(void **state) {
+  (void)state;
+  outcome o = run_src(
+      "function main(ctx)\n"
+      "  local ids = {}\n"
+      "  for i = 1, 5 do ids[i] = ctx.spawn(function(c) local m = c.recv() c.send(c.parent, m.data:handle()) end) end\n"
+      "  ctx.send(ids, 'same blob for all')\n"
+      "  local first\n"
+      "  for _, m in ipairs(require('swarm').gather(ctx, 5)) do\n"
+      "    first = first or m.data:handle()\n"
+      "    assert(m.data:handle() == first and tostring(m.data) == 'same blob for all')\n"
+      "  end\n"
+      "  local ok, err = pcall(ctx.send, {ids[1], 999, ids[2]}, 'x')\n"
+      "  assert(not ok and err:find('agent 999, which does not exist'), err)\n"
+      "  ok, err = pcall(ctx.send, {ids[1], 'nope'}, 'x')\n"
+      "  assert(not ok and err:find('does not exist'), err)\n"
+      "  ctx.send({}, 'nobody')\n"
+      "  local s = require('swarm')\n"
+      "  assert(s.majority({3, 1, 3, 1}) == '1' and select(2, s.majority({'b', 'a', 'b'})) == 2)\n"
+      "  return 'ok'\n"
+      "end\n");
+  assert_result(o, "ok");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_main_result_and_args),
@@ -377,6 +401,7 @@ int main(void) {
       cmocka_unit_test(test_blocked_agents_end_the_run),
       cmocka_unit_test(test_free_mode_same_results),
       cmocka_unit_test(test_max_steps),
+      cmocka_unit_test(test_multicast_send),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
