@@ -152,14 +152,16 @@ int hs_runtime_register_op(hs_runtime *rt, const char *kind, int external, hs_op
                            void *ud);
 
 /* Completes an operation: status 0 with result bytes (copied), or a negative code with an error
- * message in data. Thread-safe. An unknown or already completed token gives HS_ENOENT. */
+ * message in data. Thread-safe. A token that is not a valid operation token gives HS_ENOENT; a
+ * completion of an operation nobody waits for any more is ignored when the loop takes it. */
 int hs_runtime_op_complete(hs_runtime *rt, hs_op_token token, int status, const void *data,
                            size_t len);
 
 /* ---- native agents ----
  * A native agent is a set of C callbacks. on_start runs at its first activation, on_message once per
- * delivered message (in delivery order). Inside a callback the agent may send, spawn and exit
- * through the hs_native_* functions; it never blocks. Registered kinds can be spawned from Lua with
+ * delivered message (in delivery order). Inside a callback the agent may send and exit through
+ * the hs_native_* functions; it never blocks. on_destroy is called exactly once per agent, when it
+ * ends, with state NULL if on_start never ran. Registered kinds can be spawned from Lua with
  * ctx.spawn("native:KIND", args_string). */
 typedef struct hs_native_msg {
   hs_agent_id from;
@@ -181,7 +183,9 @@ typedef struct hs_native_agent {
 /* Registers a native kind (vt is copied; kind_ud is kept, not owned). */
 int hs_runtime_register_native(hs_runtime *rt, const char *kind, const hs_native_agent *vt,
                                void *kind_ud);
-/* Spawns a native agent of a registered kind from C, as a child of parent (0 for none). */
+/* Spawns a native agent of a registered kind from C, as a child of parent (0 for none). As the
+ * first agent of a run it makes a run without Lua; such a run cannot keep an event log (HS_EINVAL
+ * when a log is configured): logs and replays need a main script. */
 int hs_runtime_spawn_native(hs_runtime *rt, const char *kind, hs_agent_id parent, const void *args,
                             size_t len, hs_agent_id *out_id);
 /* Callable only from inside a native callback, for the agent `self`. */

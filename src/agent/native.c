@@ -70,6 +70,9 @@ int hs_runtime_spawn_native(hs_runtime *rt, const char *kind, hs_agent_id parent
   const native_kind *k = native_find(rt, kind);
   if (!k) return rt_error(rt, HS_ENOENT, "no native agent kind \"%s\"", kind);
   hs_agent *p = rt_agent(rt, parent);
+  if (!rt->started && rt->log_path)
+    return rt_error(rt, HS_EINVAL, "an event log needs a Lua main script: start the run with "
+                                   "hs_runtime_spawn_main");
   rt->started = 1;
   return native_spawn(rt, k, p, p ? p->team : 1, args, len, out_id);
 }

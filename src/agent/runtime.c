@@ -252,6 +252,8 @@ void rt_finish_agent(hs_runtime *rt, hs_agent *a, int status, const char *error,
   }
   if (a->native && a->native->vt.on_destroy) a->native->vt.on_destroy(a->native_state);
   a->native_state = NULL;
+  hs_free(a->native_args); /* a native agent that never ran still holds its args */
+  a->native_args = NULL;
 }
 
 static void mark_dirty(hs_runtime *rt, hs_agent *a) {

@@ -7,6 +7,7 @@
  * Timing of a phase inside a script uses the "mark" operation (ctx.call("mark", name)), whose start
  * function reads the monotonic clock; latency uses the runtime's latency probe. Figures are medians
  * over --repeat runs (default 3; spawn at 10^6 runs once). */
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +149,7 @@ static spawn_fig spawn_once(bench_ctx *b, const char *kind, uint64_t n, int log_
   if (!rt) return f;
   char nbuf[32];
   snprintf(nbuf, sizeof nbuf, "%llu", (unsigned long long)n);
+  malloc_trim(0); /* hand back the parent's free heap: reusing it would hide resident growth */
   uint64_t rss0 = cli_rss_bytes();
   hs_runtime_stats s0;
   hs_runtime_get_stats(rt, &s0);

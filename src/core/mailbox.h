@@ -39,8 +39,8 @@ typedef struct hs_mailbox {
 int hs_mailbox_push(hs_mailbox *mb, const hs_msg *msg, uint32_t limit, int delivered);
 
 /* Turns every pending message into a delivered one, ordered by (lamport, from, seq) among
- * themselves. Returns how many were delivered (0 if none or on allocation failure of the sort's
- * scratch space, in which case they are delivered in arrival order). */
+ * themselves. Returns how many were delivered. If the sort's scratch space cannot be allocated
+ * they are still delivered, in arrival order. */
 uint32_t hs_mailbox_deliver_pending(hs_mailbox *mb);
 
 /* The oldest delivered message, or NULL. */
