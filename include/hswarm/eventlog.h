@@ -49,6 +49,8 @@ typedef struct hs_rec_header {
   uint64_t arena_bytes;      /* arena byte limit */
   uint64_t agent_memory;     /* per-agent (isolated) or per-team (light) Lua memory cap, bytes */
   uint64_t instruction_budget; /* Lua instructions per activation */
+  uint64_t team_memory;      /* Lua memory cap of a light team's shared state, bytes */
+  uint64_t max_steps;        /* the run stops after this many steps; 0 = no limit */
   uint64_t script_hash;      /* 64-bit FNV-1a of the main script's bytes */
   const char *script_path;   /* absolute path of the main script */
   uint32_t script_path_len;

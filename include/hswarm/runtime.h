@@ -113,6 +113,18 @@ void hs_runtime_set_progress(hs_runtime *rt, hs_progress_fn fn, void *ud);
  * buf; returns its full length, or -1 if it has not exited normally. */
 long hs_runtime_main_result(hs_runtime *rt, char *buf, size_t size);
 
+typedef enum hs_agent_status {
+  HS_AGENT_UNKNOWN = 0, /* no such agent */
+  HS_AGENT_ALIVE = 1,   /* running, or waiting (blocked at the end of a run, or cut by max_steps) */
+  HS_AGENT_EXITED = 2,  /* ended normally */
+  HS_AGENT_FAILED = 3   /* ended by an error or a limit */
+} hs_agent_status;
+
+hs_agent_status hs_runtime_agent_status(const hs_runtime *rt, hs_agent_id id);
+
+/* 1 if the run ended because max_steps was reached or a stop was requested, else 0. */
+int hs_runtime_was_stopped(const hs_runtime *rt);
+
 /* The first failures, one line each ("agent 12 (worker.lua): worker.lua:3: boom"); up to max lines
  * copied into lines (each owned by the runtime, valid until destroy). Returns how many. */
 size_t hs_runtime_failures(const hs_runtime *rt, const char **lines, size_t max);

@@ -26,6 +26,8 @@ int journal_open(hs_runtime *rt, const script *main, int argc, const char *const
                      .arena_bytes = rt->cfg.arena_bytes,
                      .agent_memory = rt->cfg.agent_memory,
                      .instruction_budget = rt->cfg.instruction_budget,
+                     .team_memory = rt->cfg.team_memory,
+                     .max_steps = rt->cfg.max_steps,
                      .script_hash = main->hash,
                      .script_path = main->path,
                      .script_path_len = (uint32_t)strlen(main->path),
@@ -223,6 +225,8 @@ int hs_runtime_replay(const char *log_path, int quiet, hs_replay_result *res) {
   cfg.arena_bytes = h.arena_bytes;
   cfg.agent_memory = h.agent_memory;
   cfg.instruction_budget = h.instruction_budget;
+  cfg.team_memory = h.team_memory;
+  cfg.max_steps = h.max_steps;
   cfg.quiet = quiet;
   hs_runtime *rt;
   rc = hs_runtime_create(&cfg, &rt);

@@ -361,7 +361,10 @@ int hs_runtime_step(hs_runtime *rt) {
     return rt_error(rt, HS_EINVAL, "no agent to run: spawn the main script first");
   if (rt->finished) return 0;
   if (rt->diverged) return HS_EDIVERGE;
-  if (atomic_load(&rt->stop_requested)) return finish_run(rt);
+  if (atomic_load(&rt->stop_requested)) {
+    rt->stopped = 1;
+    return finish_run(rt);
+  }
   boundary(rt);
   while (rt->nrun_next == 0) {
     uint64_t next = hs_timerheap_next(&rt->timers);
@@ -369,13 +372,17 @@ int hs_runtime_step(hs_runtime *rt) {
     if (next != UINT64_MAX && next > rt->step) {
       if (rt->cfg.max_steps && next >= rt->cfg.max_steps) {
         rt->step = rt->cfg.max_steps;
+        rt->stopped = 1;
         return finish_run(rt);
       }
       rt->step = next; /* nothing happens until then: jump */
       boundary(rt);
     } else if (ops_pending && !rt->replay) {
       wait_for_completion(rt);
-      if (atomic_load(&rt->stop_requested)) return finish_run(rt);
+      if (atomic_load(&rt->stop_requested)) {
+        rt->stopped = 1;
+        return finish_run(rt);
+      }
       drain_completions(rt);
     } else if (ops_pending && rt->replay && rt->replay_ops) {
       uint64_t s = UINT64_MAX;
@@ -404,7 +411,10 @@ int hs_runtime_step(hs_runtime *rt) {
   if (rt->diverged) return HS_EDIVERGE;
   rt->step++;
   if (rt->progress) rt->progress(&rt->stats, rt->progress_ud);
-  if (rt->cfg.max_steps && rt->step >= rt->cfg.max_steps) return finish_run(rt);
+  if (rt->cfg.max_steps && rt->step >= rt->cfg.max_steps) {
+    rt->stopped = 1;
+    return finish_run(rt);
+  }
   return 1;
 }
 

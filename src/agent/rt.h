@@ -147,7 +147,8 @@ struct hs_runtime {
 
   /* the loop */
   uint64_t step;
-  int started, finished, stop_requested_local;
+  int started, finished;
+  int stopped;            /* ended by max_steps or a stop request */
   atomic_int stop_requested;
   uint32_t *run_now, *run_next;   /* ids to run this step / next step */
   uint32_t nrun_now, nrun_next, caprun_now, caprun_next;

@@ -415,3 +415,12 @@ long hs_runtime_main_result(hs_runtime *rt, char *buf, size_t size) {
 }
 
 void hs_runtime_request_stop(hs_runtime *rt) { atomic_store(&rt->stop_requested, 1); }
+
+hs_agent_status hs_runtime_agent_status(const hs_runtime *rt, hs_agent_id id) {
+  hs_agent *a = rt_agent((hs_runtime *)rt, id);
+  if (!a) return HS_AGENT_UNKNOWN;
+  if (a->state != AS_DONE) return HS_AGENT_ALIVE;
+  return a->exit_status == 0 ? HS_AGENT_EXITED : HS_AGENT_FAILED;
+}
+
+int hs_runtime_was_stopped(const hs_runtime *rt) { return rt->stopped; }

@@ -157,14 +157,23 @@ int cmd_run(int argc, char **argv) {
   long rlen = hs_runtime_main_result(rt, result, sizeof result);
   const char *fails[10];
   size_t nfails = hs_runtime_failures(rt, fails, 10);
-  int status = rc < 0 ? EXIT_ERROR : (rlen < 0 ? EXIT_FAILED : 0);
+  hs_agent_status main_status = hs_runtime_agent_status(rt, 1);
+  /* "stopped": cut by --max-steps or a signal while the first agent was still alive */
+  const char *verdict = rc < 0                                ? "error"
+                        : main_status == HS_AGENT_FAILED      ? "failed"
+                        : main_status == HS_AGENT_EXITED      ? "ok"
+                        : hs_runtime_was_stopped(rt)          ? "stopped"
+                                                              : "blocked";
+  int status = rc < 0 ? EXIT_ERROR
+               : main_status == HS_AGENT_FAILED || !strcmp(verdict, "blocked") ? EXIT_FAILED
+                                                                              : 0;
 
   if (json) {
     printf("{\"command\":\"run\",\"script\":");
     json_string(stdout, script);
     printf(",\"mode\":\"%s\",\"seed\":%llu,\"status\":\"%s\",\"steps\":%llu,",
-           cfg.mode == HS_MODE_FREE ? "free" : "lockstep", (unsigned long long)cfg.seed,
-           rc < 0 ? "error" : (rlen < 0 ? "failed" : "ok"), (unsigned long long)s.step);
+           cfg.mode == HS_MODE_FREE ? "free" : "lockstep", (unsigned long long)cfg.seed, verdict,
+           (unsigned long long)s.step);
     printf("\"agents\":{\"spawned\":%llu,\"exited\":%llu,\"failed\":%llu,\"blocked\":%llu},",
            (unsigned long long)s.spawned, (unsigned long long)s.exited,
            (unsigned long long)s.failed, (unsigned long long)s.blocked);
@@ -187,9 +196,16 @@ int cmd_run(int argc, char **argv) {
     }
     printf("]}\n");
   } else {
+    static const struct { const char *verdict, *words; } say[] = {
+        {"error", "stopped by an error"}, {"failed", "failed"}, {"ok", "finished"},
+        {"stopped", "stopped (step limit or signal)"},
+        {"blocked", "ended with the first agent blocked"}};
+    const char *words = verdict;
+    for (size_t i = 0; i < sizeof say / sizeof say[0]; i++)
+      if (!strcmp(say[i].verdict, verdict)) words = say[i].words;
     printf("run %s: %llu steps, %llu agents (%llu exited, %llu failed, %llu blocked), "
            "%llu messages, %.3f s\n",
-           rc < 0 ? "stopped by an error" : (rlen < 0 ? "failed" : "finished"),
+           words,
            (unsigned long long)s.step, (unsigned long long)s.spawned,
            (unsigned long long)s.exited, (unsigned long long)s.failed,
            (unsigned long long)s.blocked, (unsigned long long)s.messages_delivered, wall);

@@ -11,8 +11,8 @@
  * Fields appear in this order:
  *
  *   HEADER   seed u64, mode u32, mailbox_capacity u32, arena_bytes u64, agent_memory u64,
- *            instruction_budget u64, script_hash u64, script_path str, argc u32,
- *            then argc times str                                          (56 bytes + strings)
+ *            instruction_budget u64, team_memory u64, max_steps u64, script_hash u64,
+ *            script_path str, argc u32, then argc times str               (72 bytes + strings)
  *   SPAWN    step u64, agent u32, parent u32, team u32, kind u32, target_hash u64   (32 bytes)
  *   DELIVER  step u64, to u32, from u32, lamport u64, seq u64, flags u32, len u32,
  *            data_hash u64                                                          (48 bytes)
@@ -83,7 +83,7 @@ const char *hs_eventlog_last_error(void) { return err.msg; }
 #define MAX_BODY (HS_EVENTLOG_MAX_RECORD - 1u)
 
 /* Fixed parts of each body, in bytes (see the table above). */
-#define HEADER_FIXED 56u
+#define HEADER_FIXED 72u
 #define SPAWN_BODY 32u
 #define DELIVER_BODY 48u
 #define OP_FIXED 28u
@@ -320,6 +320,8 @@ static void encode_body(enc *e, const hs_record *rec) {
     enc_u64(e, h->arena_bytes);
     enc_u64(e, h->agent_memory);
     enc_u64(e, h->instruction_budget);
+    enc_u64(e, h->team_memory);
+    enc_u64(e, h->max_steps);
     enc_u64(e, h->script_hash);
     enc_str(e, h->script_path, h->script_path_len);
     enc_u32(e, h->argc);
@@ -636,6 +638,8 @@ static int decode_body(hs_eventlog_reader *r, size_t offset, unsigned type, uint
     h->arena_bytes = cur_u64(&c, "arena_bytes");
     h->agent_memory = cur_u64(&c, "agent_memory");
     h->instruction_budget = cur_u64(&c, "instruction_budget");
+    h->team_memory = cur_u64(&c, "team_memory");
+    h->max_steps = cur_u64(&c, "max_steps");
     h->script_hash = cur_u64(&c, "script_hash");
     h->script_path = cur_str(&c, "script_path", &h->script_path_len);
     h->argc = cur_u32(&c, "argc");
@@ -1016,9 +1020,9 @@ char *hs_record_describe(const hs_record *rec, char *buf, size_t size) {
     sb_printf(&b,
               "header seed=%" PRIu64 " mode=%" PRIu32 " mailbox_capacity=%" PRIu32
               " arena_bytes=%" PRIu64 " agent_memory=%" PRIu64 " instruction_budget=%" PRIu64
-              " script_hash=%016" PRIx64,
+              " team_memory=%" PRIu64 " max_steps=%" PRIu64 " script_hash=%016" PRIx64,
               h->seed, h->mode, h->mailbox_capacity, h->arena_bytes, h->agent_memory,
-              h->instruction_budget, h->script_hash);
+              h->instruction_budget, h->team_memory, h->max_steps, h->script_hash);
     sb_text(&b, "script_path", h->script_path, h->script_path_len);
     sb_printf(&b, " argc=%" PRIu32, h->argc);
     for (uint32_t i = 0; i < h->argc && h->argv && i < 8; i++) {

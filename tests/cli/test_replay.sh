@@ -20,6 +20,15 @@ expect_status 0 "$HSWARM" run teams_vote.lua 10 --mode free --log f.log --quiet
 expect_status 0 "$HSWARM" replay f.log
 expect_in out.txt "replay identical"
 
+# a run stopped by --max-steps replays identically (the limit is in the log)
+printf 'function main(ctx) while true do ctx.sleep(2) ctx.log(ctx.now()) end end\n' > forever.lua
+expect_status 0 "$HSWARM" run forever.lua --max-steps 9 --log m.log --quiet
+expect_in out.txt "9 steps"
+expect_status 0 "$HSWARM" replay m.log
+expect_in out.txt "replay identical"
+expect_status 0 "$HSWARM" log m.log
+expect_in out.txt "max_steps=9"
+
 # a changed script is a divergence naming the record and the agent
 sed -i 's/math.random(1, 4)/math.random(2, 4)/' teams_vote.lua
 expect_status 1 "$HSWARM" replay a.log

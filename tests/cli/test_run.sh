@@ -49,4 +49,14 @@ expect_in out.txt "instruction budget of 100000 per activation exceeded"
 printf 'function main(ctx) local t = {} while true do t[#t+1] = string.rep("x", 4096) .. #t end end\n' > bomb.lua
 expect_status 1 "$HSWARM" run bomb.lua --agent-memory 2M
 expect_in out.txt "memory limit of 2097152 bytes exceeded"
+# the first agent waiting forever: exit 1, said plainly; cut by --max-steps: exit 0, "stopped"
+printf 'function main(ctx) ctx.recv() end\n' > wait.lua
+expect_status 1 "$HSWARM" run wait.lua
+expect_in out.txt "ended with the first agent blocked"
+expect_status 1 "$HSWARM" run wait.lua --max-steps 3 --json
+[ "$(jq -r .status out.txt)" = blocked ] || fail "a waiting agent with no timer ends the run before step 3: blocked"
+printf 'function main(ctx) while true do ctx.sleep(1) end end\n' > tick.lua
+expect_status 0 "$HSWARM" run tick.lua --max-steps 5 --json
+[ "$(jq -r .status out.txt)" = stopped ] || fail "status should be stopped"
+[ "$(jq -r .steps out.txt)" = 5 ] || fail "should stop at step 5"
 echo "test_run: ok"

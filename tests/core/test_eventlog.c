@@ -106,6 +106,8 @@ static hs_rec_header small_header(void) {
   h.arena_bytes = 1u << 20;
   h.agent_memory = 4u << 20;
   h.instruction_budget = 100000;
+  h.team_memory = 1ull << 34;
+  h.max_steps = 77;
   h.script_hash = hs_fnv1a64("print(1)", 8);
   h.script_path = "/abs/main.lua";
   h.script_path_len = 13;
@@ -230,6 +232,8 @@ static void assert_header_equal(const hs_rec_header *a, const hs_rec_header *b) 
   assert_true(a->arena_bytes == b->arena_bytes);
   assert_true(a->agent_memory == b->agent_memory);
   assert_true(a->instruction_budget == b->instruction_budget);
+  assert_true(a->team_memory == b->team_memory);
+  assert_true(a->max_steps == b->max_steps);
   assert_true(a->script_hash == b->script_hash);
   assert_int_equal(a->script_path_len, b->script_path_len);
   if (a->script_path_len) assert_memory_equal(a->script_path, b->script_path, a->script_path_len);
@@ -290,8 +294,9 @@ static void test_roundtrip_all_types(void **state) {
   tmp_path(path, sizeof path, "rt.log");
   long live = live_blocks;
   static const char *const argv[] = {"", "one", "two words", "\x01\xff"};
-  hs_rec_header h = {UINT64_MAX, UINT32_MAX, UINT32_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX,
-                     UINT64_MAX, "/a/b.lua", 8, 4, argv};
+  hs_rec_header h = {UINT64_MAX, UINT32_MAX, UINT32_MAX, UINT64_MAX, UINT64_MAX,
+                     UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, "/a/b.lua",
+                     8,          4,          argv};
   static const uint8_t blob[] = {0, 1, 2, 0xff, 0, '\n'};
   hs_record in[16];
   size_t n = 0;
@@ -839,31 +844,31 @@ static void test_bad_header(void **state) {
   size_t n = make_frame(file + 12, 33, HS_REC_END, body, 32);
   assert_int_equal(hs_eventlog_reader_open_mem(file, 12 + n, "h.log", &r, NULL), HS_ECORRUPT);
   assert_non_null(strstr(hs_eventlog_last_error(), "not a header"));
-  /* a header claiming a billion arguments in a few bytes (body: 48 bytes of integers, the
-   * script path's length at 48, argc at 52, arguments from 56) */
-  put32(body + 48, 0);
-  put32(body + 52, 1000000000);
-  n = make_frame(file + 12, 1 + 56 + 8, HS_REC_HEADER, body, 56 + 8);
+  /* a header claiming a billion arguments in a few bytes (body: 64 bytes of integers, the
+   * script path's length at 64, argc at 68, arguments from 72) */
+  put32(body + 64, 0);
+  put32(body + 68, 1000000000);
+  n = make_frame(file + 12, 1 + 72 + 8, HS_REC_HEADER, body, 72 + 8);
   long live = live_blocks;
   assert_int_equal(hs_eventlog_reader_open_mem(file, 12 + n, "h.log", &r, NULL), HS_ECORRUPT);
   assert_non_null(strstr(hs_eventlog_last_error(), "argc 1000000000"));
   assert_int_equal(live_blocks, live);
   /* two arguments announced, one whole, the other cut */
-  put32(body + 52, 2);
-  put32(body + 56, 1);
-  body[60] = 'x';
-  put32(body + 61, 5);
-  n = make_frame(file + 12, 1 + 56 + 9, HS_REC_HEADER, body, 56 + 9);
+  put32(body + 68, 2);
+  put32(body + 72, 1);
+  body[76] = 'x';
+  put32(body + 77, 5);
+  n = make_frame(file + 12, 1 + 72 + 9, HS_REC_HEADER, body, 72 + 9);
   assert_int_equal(hs_eventlog_reader_open_mem(file, 12 + n, "h.log", &r, NULL), HS_ECORRUPT);
   assert_non_null(strstr(hs_eventlog_last_error(), "header record: field 'argv'"));
   /* two announced, one present */
-  n = make_frame(file + 12, 1 + 56 + 5, HS_REC_HEADER, body, 56 + 5);
+  n = make_frame(file + 12, 1 + 72 + 5, HS_REC_HEADER, body, 72 + 5);
   assert_int_equal(hs_eventlog_reader_open_mem(file, 12 + n, "h.log", &r, NULL), HS_ECORRUPT);
   assert_non_null(strstr(hs_eventlog_last_error(), "argc 2"));
   assert_int_equal(live_blocks, live);
   /* the same, whole: it opens */
-  put32(body + 61, 0);
-  n = make_frame(file + 12, 1 + 56 + 9, HS_REC_HEADER, body, 56 + 9);
+  put32(body + 77, 0);
+  n = make_frame(file + 12, 1 + 72 + 9, HS_REC_HEADER, body, 72 + 9);
   hs_rec_header h;
   assert_int_equal(hs_eventlog_reader_open_mem(file, 12 + n, "h.log", &r, &h), 0);
   assert_int_equal(h.argc, 2);
