@@ -44,29 +44,32 @@ void rt_wake(hs_runtime *rt, hs_agent *a) {
   if (push_id(&rt->run_next, &rt->nrun_next, &rt->caprun_next, a->id) == 0) a->queued = 1;
 }
 
-/* Ascending sort of agent ids: insertion sort when short, else two radix passes of 16 bits. */
+static void insertion_sort(uint32_t *ids, uint32_t n) {
+  for (uint32_t i = 1; i < n; i++) {
+    uint32_t v = ids[i], j = i;
+    while (j > 0 && ids[j - 1] > v) {
+      ids[j] = ids[j - 1];
+      j--;
+    }
+    ids[j] = v;
+  }
+}
+
+static int cmp_id(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Ascending sort of agent ids: insertion sort when short, qsort up to 16K ids, else two radix
+ * passes of 16 bits (whose 256 KiB of counters pay off only on long lists). */
 static void sort_ids(uint32_t *ids, uint32_t n) {
   if (n < 64) {
-    for (uint32_t i = 1; i < n; i++) {
-      uint32_t v = ids[i], j = i;
-      while (j > 0 && ids[j - 1] > v) {
-        ids[j] = ids[j - 1];
-        j--;
-      }
-      ids[j] = v;
-    }
+    insertion_sort(ids, n);
     return;
   }
-  uint32_t *tmp = hs_malloc((size_t)n * sizeof *tmp);
+  uint32_t *tmp = n < 16384 ? NULL : hs_malloc((size_t)n * sizeof *tmp);
   if (!tmp) {
-    for (uint32_t i = 1; i < n; i++) { /* no memory: slow but correct */
-      uint32_t v = ids[i], j = i;
-      while (j > 0 && ids[j - 1] > v) {
-        ids[j] = ids[j - 1];
-        j--;
-      }
-      ids[j] = v;
-    }
+    qsort(ids, n, sizeof *ids, cmp_id);
     return;
   }
   static _Thread_local uint32_t count[65536];

@@ -291,7 +291,9 @@ static int ctx_call(lua_State *L) {
   return lua_yieldk(L, 1, 0, op_k);
 }
 
-static int ctx_log(lua_State *L) {
+/* Joins the call's arguments with sep (tostring rules) and writes them to the running agent's log:
+ * ctx.log joins with spaces, print with tabs. */
+int ctx_log_args(lua_State *L, char sep) {
   hs_runtime *rt = rt_of(L);
   hs_agent *a = me(L);
   int n = lua_gettop(L);
@@ -300,7 +302,7 @@ static int ctx_log(lua_State *L) {
   for (int i = 1; i <= n; i++) {
     luaL_tolstring(L, i, NULL);
     luaL_addvalue(&b);
-    if (i < n) luaL_addchar(&b, ' ');
+    if (i < n) luaL_addchar(&b, sep);
   }
   luaL_pushresult(&b);
   size_t len;
@@ -308,6 +310,8 @@ static int ctx_log(lua_State *L) {
   if (rt_log_text(rt, a, s, len) < 0) return raise_rt(L, "ctx.log");
   return 0;
 }
+
+static int ctx_log(lua_State *L) { return ctx_log_args(L, ' '); }
 
 /* ---- shared memory ---- */
 

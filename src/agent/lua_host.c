@@ -246,23 +246,7 @@ static int sandbox_load(lua_State *L) {
   return 1;
 }
 
-static int sandbox_print(lua_State *L) {
-  lua_host *h = host_of(L);
-  hs_agent *a = h->rt ? h->rt->current : NULL;
-  int n = lua_gettop(L);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  for (int i = 1; i <= n; i++) {
-    luaL_tolstring(L, i, NULL);
-    luaL_addvalue(&b);
-    if (i < n) luaL_addchar(&b, '\t');
-  }
-  luaL_pushresult(&b);
-  size_t len;
-  const char *s = lua_tolstring(L, -1, &len);
-  if (a) rt_log_text(h->rt, a, s, len);
-  return 0;
-}
+static int sandbox_print(lua_State *L) { return ctx_log_args(L, '\t'); }
 
 static int sandbox_require(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);

@@ -236,6 +236,7 @@ lua_host *host_of(lua_State *L);
 void ctx_open(lua_State *L);                        /* builds the shared ctx methods */
 int ctx_push(lua_State *L, hs_agent *a);            /* pushes a new ctx table for a */
 int ctx_yield(lua_State *L, lua_KFunction k);       /* yield to the runtime with continuation */
+int ctx_log_args(lua_State *L, char sep);           /* print and ctx.log */
 
 /* lua_view.c */
 void view_open(lua_State *L);
