@@ -45,7 +45,9 @@ typedef struct hs_runtime_config {
   uint64_t arena_blobs;         /* arena blob limit (default 2^28) */
   uint64_t agent_memory;        /* Lua memory cap of an isolated agent, bytes (default 64 MiB) */
   uint64_t team_memory;         /* Lua memory cap of a light team's shared state (default 16 GiB) */
-  uint64_t instruction_budget;  /* Lua instructions per activation (default 100,000,000) */
+  uint64_t instruction_budget;  /* Lua instructions per activation (default 100,000,000); 0: no
+                                 * limit and no count hook (Lua runs faster; a runaway loop then
+                                 * stalls the run) */
   uint32_t max_agents;          /* agents ever spawned (default 16,777,216) */
   uint64_t max_steps;           /* stop after this many steps; 0 = no limit */
   const char *log_path;         /* event log to write; NULL = off. Copied. */

@@ -71,6 +71,8 @@ static host_extra *extra_of(lua_State *L) { return *(host_extra **)lua_getextras
 #define USE_SLAB 1
 #endif
 
+static void count_hook(lua_State *L, lua_Debug *ar);
+
 static void *block_realloc(hs_slab *slab, void *ptr, size_t old, size_t nsize) {
   if (!USE_SLAB || !slab) return hs_realloc(ptr, nsize);
   int old_small = ptr && old <= HS_SLAB_MAX, new_small = nsize <= HS_SLAB_MAX;
@@ -106,8 +108,12 @@ static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     return NULL;
   }
   if (nsize > old && h->mem_used + (nsize - old) > h->mem_limit) {
-    if (++h->refusals >= 2 && h->rt && h->rt->current && h->rt->current->host == h)
-      h->rt->current->killed = KILL_MEMORY;
+    hs_agent *a = h->rt ? h->rt->current : NULL;
+    if (++h->refusals >= 2 && a && a->host == h && !a->killed) {
+      a->killed = KILL_MEMORY;
+      /* the count hook ends it even if no instruction budget installed one */
+      if (a->co) lua_sethook(a->co, count_hook, LUA_MASKCOUNT, 1);
+    }
     return NULL;
   }
   void *p = block_realloc(slab, ptr, old, nsize);
@@ -346,8 +352,9 @@ int host_create(hs_runtime *rt, uint64_t mem_limit, uint64_t seed_mix, uint32_t 
   h->team = team;
   h->cache_ref = LUA_NOREF;
   x->host = h;
-  x->period = rt->cfg.instruction_budget < HOOK_PERIOD ? (int)rt->cfg.instruction_budget
-                                                        : HOOK_PERIOD;
+  x->period = rt->cfg.instruction_budget && rt->cfg.instruction_budget < HOOK_PERIOD
+                  ? (int)rt->cfg.instruction_budget
+                  : HOOK_PERIOD;
   lua_State *L = lua_newstate(host_alloc, h);
   if (!L) {
     hs_free(h);
@@ -366,7 +373,7 @@ int host_create(hs_runtime *rt, uint64_t mem_limit, uint64_t seed_mix, uint32_t 
     hs_free(x);
     return rc;
   }
-  lua_sethook(L, count_hook, LUA_MASKCOUNT, x->period);
+  if (rt->cfg.instruction_budget) lua_sethook(L, count_hook, LUA_MASKCOUNT, x->period);
   *out = h;
   return 0;
 }

@@ -54,11 +54,11 @@ int hs_runtime_create(const hs_runtime_config *cfg_in, hs_runtime **out) {
     cfg = *cfg_in;
   else
     hs_runtime_config_init(&cfg);
-  if (cfg.mailbox_capacity == 0 || cfg.max_agents == 0 || cfg.instruction_budget == 0 ||
-      cfg.agent_memory < 16384 || cfg.team_memory < 16384 || cfg.mode > HS_MODE_FREE)
+  if (cfg.mailbox_capacity == 0 || cfg.max_agents == 0 || cfg.agent_memory < 16384 ||
+      cfg.team_memory < 16384 || cfg.mode > HS_MODE_FREE)
     return hs_set_error(&create_err, HS_EINVAL,
-                        "invalid runtime configuration (mailbox capacity, agents and budget must "
-                        "be > 0, memory caps >= 16 KiB, mode lockstep or free)");
+                        "invalid runtime configuration (mailbox capacity and agents must be > 0, "
+                        "memory caps >= 16 KiB, mode lockstep or free)");
   hs_runtime *rt = hs_calloc(1, sizeof *rt);
   if (!rt) return hs_set_error(&create_err, HS_ENOMEM, "out of memory creating the runtime");
   rt->cfg = cfg;

@@ -82,6 +82,7 @@ typedef struct bench_ctx {
   char script_dir[4096];
   char log_path[4096];
   int json, repeat, first_result;
+  uint64_t budget;   /* instruction budget per activation (0: none, no count hook) */
   FILE *out;
 } bench_ctx;
 
@@ -93,6 +94,7 @@ static hs_runtime *make_runtime(bench_ctx *b, hs_mode mode, int log_on, marks *m
   cfg.quiet = 1;
   cfg.log_path = log_on ? b->log_path : NULL;
   cfg.mailbox_capacity = 1u << 20;
+  cfg.instruction_budget = b->budget;
   hs_runtime *rt;
   if (hs_runtime_create(&cfg, &rt) != 0) {
     fprintf(stderr, "hswarm bench: %s\n", hs_runtime_create_error());
@@ -344,9 +346,10 @@ static int bench_arena(bench_ctx *b, uint64_t n, uint64_t size, int log_on) {
 }
 
 static void bench_usage(FILE *f) {
-  fputs("usage: hswarm bench runtime [--json] [--quick] [--repeat N] [--only NAME]\n"
+  fputs("usage: hswarm bench runtime [--json] [--quick] [--repeat N] [--only NAME] [--budget N]\n"
         "  NAME: spawn, latency, fanout or arena\n"
-        "  --quick: small sizes (about 10 s); default: the full set, up to 10^6 agents\n",
+        "  --quick: small sizes (about 10 s); default: the full set, up to 10^6 agents\n"
+        "  --budget N: Lua instructions per activation (default 100000000; 0: no count hook)\n",
         f);
 }
 
@@ -356,6 +359,9 @@ int cmd_bench(int argc, char **argv) {
     return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : EXIT_USAGE;
   }
   bench_ctx b = {.repeat = 3, .first_result = 1, .out = stdout};
+  hs_runtime_config defaults;
+  hs_runtime_config_init(&defaults);
+  b.budget = defaults.instruction_budget;
   int quick = 0;
   const char *only = NULL;
   for (int i = 2; i < argc; i++) {
@@ -367,6 +373,8 @@ int cmd_bench(int argc, char **argv) {
     else if (!strcmp(argv[i], "--repeat") && i + 1 < argc && !cli_parse_u64(argv[i + 1], 0, &v) &&
              v >= 1 && v <= 9)
       b.repeat = (int)v, i++;
+    else if (!strcmp(argv[i], "--budget") && i + 1 < argc && !cli_parse_u64(argv[i + 1], 0, &v))
+      b.budget = v, i++;
     else if (!strcmp(argv[i], "--only") && i + 1 < argc)
       only = argv[++i];
     else {
@@ -384,13 +392,14 @@ int cmd_bench(int argc, char **argv) {
   snprintf(b.log_path, sizeof b.log_path, "/tmp/hswarm-bench-%d.log", (int)getpid());
   if (b.json) {
     printf("{\"command\":\"bench runtime\",\"cores\":%ld,\"memory_bytes\":%llu,\"repeat\":%d,"
-           "\"results\":[",
+           "\"instruction_budget\":%llu,\"results\":[",
            sysconf(_SC_NPROCESSORS_ONLN),
            (unsigned long long)sysconf(_SC_PHYS_PAGES) * (unsigned long long)sysconf(_SC_PAGESIZE),
-           b.repeat);
+           b.repeat, (unsigned long long)b.budget);
   } else {
-    printf("hswarm bench runtime: medians of %d runs; %ld cores\n", b.repeat,
-           sysconf(_SC_NPROCESSORS_ONLN));
+    printf("hswarm bench runtime: medians of %d runs; %ld cores; instruction budget %llu%s\n",
+           b.repeat, sysconf(_SC_NPROCESSORS_ONLN), (unsigned long long)b.budget,
+           b.budget ? "" : " (none: no count hook)");
   }
   int rc = 0;
   uint64_t phys = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);

@@ -21,7 +21,8 @@ static void run_usage(FILE *f) {
         "  --mailbox N           mailbox capacity per agent (default 4096)\n"
         "  --agent-memory SIZE   Lua memory cap of an isolated agent (default 64M)\n"
         "  --team-memory SIZE    Lua memory cap of a light team's state (default 16G)\n"
-        "  --budget N            Lua instructions per activation (default 100000000)\n"
+        "  --budget N            Lua instructions per activation (default 100000000; 0: no\n"
+        "                        limit and no count hook, faster, but a runaway loop stalls)\n"
         "  --arena SIZE          shared arena byte limit (default 4G)\n"
         "  --quiet               do not print agents' log lines\n",
         f);

@@ -117,6 +117,23 @@ static void test_memory_bomb(void **state) {
   assert_true(failure_has(&o2, "memory limit of 4194304 bytes exceeded"));
 }
 
+static void test_no_budget_still_stops_memory_bombs(void **state) {
+  (void)state;
+  hs_runtime_config cfg;
+  hs_runtime_config_init(&cfg);
+  cfg.quiet = 1;
+  cfg.agent_memory = 4 << 20;
+  cfg.instruction_budget = 0; /* no count hook until the allocator kills the agent */
+  outcome o = run_with_sibling(
+      "function main(ctx) local t = {} while true do pcall(function() t[#t + 1] = string.rep('y', 65536) end) end end",
+      &cfg);
+  assert_result(o, "500500");
+  assert_true(failure_has(&o, "memory limit of 4194304 bytes exceeded"));
+  outcome o2 = run_cfg("function main(ctx) local s = 0 for i = 1, 3000000 do s = s + 1 end return s end",
+                       &cfg, 0, NULL);
+  assert_result(o2, "3000000"); /* no budget: long loops run to the end */
+}
+
 static void test_sandbox_globals(void **state) {
   (void)state;
   outcome o = run_src(
@@ -188,6 +205,7 @@ int main(void) {
       cmocka_unit_test(test_infinite_loop_behind_pcall),
       cmocka_unit_test(test_budget_is_per_activation),
       cmocka_unit_test(test_memory_bomb),
+      cmocka_unit_test(test_no_budget_still_stops_memory_bombs),
       cmocka_unit_test(test_sandbox_globals),
       cmocka_unit_test(test_random_seeded_per_agent),
       cmocka_unit_test(test_failure_in_light_team_spares_teammates),
