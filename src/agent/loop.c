@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agent/rt.h"
 #include "hswarm/alloc.h"
@@ -351,10 +352,20 @@ static int finish_run(hs_runtime *rt) {
   return rt->diverged ? HS_EDIVERGE : 0;
 }
 
+/* Waits for an operation to complete. hs_runtime_request_stop may come from a signal handler,
+ * which cannot signal a condition variable: the wait wakes every 50 ms to look at the flag. */
 static int wait_for_completion(hs_runtime *rt) {
   pthread_mutex_lock(&rt->completions_lock);
-  while (!rt->completions && !atomic_load(&rt->stop_requested))
-    pthread_cond_wait(&rt->completions_cond, &rt->completions_lock);
+  while (!rt->completions && !atomic_load(&rt->stop_requested)) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 50 * 1000 * 1000;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&rt->completions_cond, &rt->completions_lock, &until);
+  }
   pthread_mutex_unlock(&rt->completions_lock);
   return 0;
 }

@@ -22,15 +22,28 @@ int value_to_handle(lua_State *L, int idx, hs_runtime *rt, hs_handle *out); /* l
 
 static hs_runtime *rt_of(lua_State *L) { return host_of(L)->rt; }
 
+/* The running agent, which must live in this Lua state: a finalizer of one state that happens to
+ * run while an agent of another state is active must not act for that agent. */
 static hs_agent *me(lua_State *L) {
   hs_agent *a = rt_of(L)->current;
-  if (!a) lua_raisef(L, "ctx functions can only be called by a running agent");
+  if (!a || a->host != host_of(L))
+    lua_raisef(L, "ctx functions can only be called by a running agent");
   return a;
 }
 
 int ctx_yield(lua_State *L, lua_KFunction k) {
   lua_pushlightuserdata(L, host_sentinel());
   return lua_yieldk(L, 1, 0, k);
+}
+
+/* Blocking needs a yield: refuse before any state changes where Lua cannot yield (inside a
+ * metamethod, a table.sort comparator, a string.gsub callback...). */
+static int check_can_block(lua_State *L, const char *fn) {
+  if (!lua_isyieldable(L))
+    return lua_raisef(L, "%s cannot wait here: the call is inside a metamethod or a C function "
+                         "(such as a table.sort comparator) that cannot yield",
+                      fn);
+  return 0;
 }
 
 static int raise_rt(lua_State *L, const char *fn) {
@@ -85,22 +98,28 @@ static int ctx_send(lua_State *L) {
   return 0;
 }
 
-/* Pushes the message taken from a's mailbox as {from, clock, seq, data[, exit, ok, error]}. */
+/* Pushes the message taken from a's mailbox as {from, clock, seq, data[, exit, ok, error]}.
+ * The table and the view are allocated before the message is taken, so that running out of Lua
+ * memory leaves the message in the mailbox. */
 static int push_message(lua_State *L, hs_runtime *rt, hs_agent *a) {
-  hs_msg m;
-  if (rt_take(rt, a, &m) != 0) return 0;
-  int is_exit = (m.flags & HS_MSG_EXIT) != 0;
+  const hs_msg *front = hs_mailbox_front(&a->mb);
+  if (!front) return 0;
+  int is_exit = (front->flags & HS_MSG_EXIT) != 0;
+  int has_data = front->data != HS_HANDLE_NONE;
   lua_createtable(L, 0, is_exit ? 7 : 4);
+  if (has_data) view_push(L, rt, HS_HANDLE_NONE);
+  hs_msg m;
+  rt_take(rt, a, &m);
+  if (has_data) {
+    view_set_handle(L, -1, m.data);
+    lua_setfield(L, -2, "data");
+  }
   lua_pushinteger(L, m.from);
   lua_setfield(L, -2, "from");
   lua_pushinteger(L, (lua_Integer)m.lamport);
   lua_setfield(L, -2, "clock");
   lua_pushinteger(L, m.seq);
   lua_setfield(L, -2, "seq");
-  if (m.data) {
-    view_push(L, rt, m.data);
-    lua_setfield(L, -2, "data");
-  }
   if (is_exit) {
     lua_pushboolean(L, 1);
     lua_setfield(L, -2, "exit");
@@ -148,6 +167,7 @@ static int ctx_recv(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
+  check_can_block(L, "ctx.recv");
   a->timed_out = 0;
   if (timeout > 0 && rt_set_timer(rt, a, (uint64_t)timeout) != 0) return raise_rt(L, "ctx.recv");
   a->state = AS_WAIT_MSG;
@@ -204,6 +224,7 @@ static int ctx_join(lua_State *L) {
   lua_settop(L, 0);
   int n = try_join(L, rt, a, child);
   if (n >= 0) return n;
+  check_can_block(L, "ctx.join");
   a->join_target = child->id;
   a->state = AS_WAIT_JOIN;
   return ctx_yield(L, join_k);
@@ -212,6 +233,7 @@ static int ctx_join(lua_State *L) {
 static int ctx_exit(lua_State *L) {
   hs_runtime *rt = rt_of(L);
   hs_agent *a = me(L);
+  check_can_block(L, "ctx.exit");
   hs_handle h;
   if (value_to_handle(L, 1, rt, &h) != 0) return raise_rt(L, "ctx.exit");
   if (a->result) hs_arena_release(rt->arena, a->result);
@@ -239,6 +261,7 @@ static int yield_k(lua_State *L, int status, lua_KContext kc) {
 
 static int ctx_yield_fn(lua_State *L) {
   me(L);
+  check_can_block(L, "ctx.yield");
   return ctx_yield(L, yield_k);
 }
 
@@ -267,6 +290,7 @@ static int ctx_sleep(lua_State *L) {
   lua_Integer steps = luaL_checkinteger(L, 1);
   if (steps < 0) return lua_raisef(L, "ctx.sleep: steps must be >= 0");
   if (steps == 0) return 0;
+  check_can_block(L, "ctx.sleep");
   lua_settop(L, 0);
   a->op_seq++;
   a->op_done = 0;
@@ -285,6 +309,7 @@ static int ctx_call(lua_State *L) {
   const char *kind = luaL_checkstring(L, 1);
   size_t len = 0;
   const char *req = luaL_optlstring(L, 2, "", &len);
+  check_can_block(L, "ctx.call");
   if (rt_op_start(rt, a, kind, req, len) != 0) return raise_rt(L, "ctx.call");
   lua_settop(L, 0);
   lua_pushlightuserdata(L, host_sentinel());
@@ -300,7 +325,7 @@ int ctx_log_args(lua_State *L, char sep) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   for (int i = 1; i <= n; i++) {
-    luaL_tolstring(L, i, NULL);
+    order_tolstring(L, i, NULL); /* objects print as "table: #12", not as addresses */
     luaL_addvalue(&b);
     if (i < n) luaL_addchar(&b, sep);
   }

@@ -135,7 +135,7 @@ static void count_hook(lua_State *L, lua_Debug *ar) {
   host_extra *x = extra_of(L);
   hs_runtime *rt = x->host->rt;
   hs_agent *a = rt ? rt->current : NULL;
-  if (!a) return;
+  if (!a || a->host != x->host) return; /* e.g. a finalizer run while another state's agent is active */
   if (!a->killed) {
     x->budget_left -= x->period;
     if (x->budget_left >= 0) return;
@@ -328,6 +328,7 @@ static void open_sandbox(lua_State *L, uint64_t seed_mix) {
 static int host_setup(lua_State *L) {
   uint64_t seed = (uint64_t)lua_tointeger(L, 1);
   open_sandbox(L, seed);
+  order_open(L);
   ctx_open(L);
   view_open(L);
   lua_newtable(L);

@@ -143,9 +143,7 @@ typedef struct setup_req {
 static int setup_child(lua_State *L) {
   setup_req *r = lua_touserdata(L, 1);
   int same_state = r->from && host_of(r->from) == r->host;
-  lua_State *co = lua_newthread(L);
-  lua_pushvalue(L, -1);
-  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_State *co = lua_newthread(L); /* anchored on this stack until registered at the end */
   /* start function */
   if (r->fn_idx) {
     lua_pushvalue(r->from, r->fn_idx);
@@ -202,7 +200,7 @@ static int setup_child(lua_State *L) {
   lua_insert(L, -2);     /* fn, ctx, args */
   lua_xmove(L, co, 3);
   r->co = co;
-  r->ref = ref;
+  r->ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops the thread: nothing can fail after this */
   return 0;
 }
 

@@ -48,6 +48,11 @@ int view_push(lua_State *L, hs_runtime *rt, hs_handle h) {
   return 1;
 }
 
+void view_set_handle(lua_State *L, int idx, hs_handle h) {
+  view *v = lua_touserdata(L, idx);
+  v->h = h;
+}
+
 static const char *view_bytes(lua_State *L, int idx, size_t *len) {
   view *v = check_view(L, idx);
   const void *p = NULL;
@@ -96,7 +101,13 @@ static int view_sub(lua_State *L) {
   const char *p = view_bytes(L, 1, &len);
   size_t i = posrelat(luaL_optinteger(L, 2, 1), len);
   lua_Integer jj = luaL_optinteger(L, 3, -1);
-  size_t j = jj < 0 && (size_t)(-jj) > len ? 0 : (jj < 0 ? len + (size_t)jj + 1 : (size_t)jj);
+  size_t j;
+  if (jj >= 0)
+    j = (size_t)jj;
+  else if (jj < -(lua_Integer)len) /* no negation of jj: it may be math.mininteger */
+    j = 0;
+  else
+    j = len - (size_t)(-(jj + 1));
   if (j > len) j = len;
   if (i > j)
     lua_pushliteral(L, "");

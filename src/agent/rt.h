@@ -94,6 +94,7 @@ struct lua_host {
   uint32_t team;         /* for light team hosts, the team; 0 for an isolated agent's own state */
   uint32_t refusals;     /* consecutive refused allocations */
   int cache_ref;         /* registry table: script key -> main function (team hosts) */
+  uint64_t next_object_id; /* last id given by lua_order.c */
 };
 
 struct native_kind {
@@ -170,6 +171,7 @@ struct hs_runtime {
 
   /* scripts */
   script *scripts;                /* linked list cache */
+  uint32_t nsources;              /* source-text scripts so far (unique cache keys) */
   const script *main_script;
 
   /* the log */
@@ -238,9 +240,14 @@ int ctx_push(lua_State *L, hs_agent *a);            /* pushes a new ctx table fo
 int ctx_yield(lua_State *L, lua_KFunction k);       /* yield to the runtime with continuation */
 int ctx_log_args(lua_State *L, char sep);           /* print and ctx.log */
 
+/* lua_order.c: deterministic next, pairs and tostring in the sandbox */
+void order_open(lua_State *L);
+const char *order_tolstring(lua_State *L, int idx, size_t *len); /* pushes the text */
+
 /* lua_view.c */
 void view_open(lua_State *L);
 int view_push(lua_State *L, hs_runtime *rt, hs_handle h); /* takes over one reference */
+void view_set_handle(lua_State *L, int idx, hs_handle h);  /* fills a view pushed with NONE */
 hs_handle view_check_handle(lua_State *L, int idx, int *is_view); /* view or lightuserdata */
 
 /* lua spawn (lua_spawn.c) */

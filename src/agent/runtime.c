@@ -204,8 +204,10 @@ void rt_finish_agent(hs_runtime *rt, hs_agent *a, int status, const char *error,
     if (result) hs_arena_release(rt->arena, result);
     return;
   }
+  if (a->state == AS_WAIT_OP && !a->op_done) rt->ops_in_flight--; /* nobody will wait for it */
   a->state = AS_DONE;
   a->exit_status = status;
+  if (a->result && a->result != result) hs_arena_release(rt->arena, a->result); /* an earlier ctx.exit */
   a->result = result;
   rt->stats.alive--;
   if (status == 0) {
@@ -346,6 +348,8 @@ int rt_take(hs_runtime *rt, hs_agent *a, hs_msg *out) {
 
 int rt_take_exit(hs_runtime *rt, hs_agent *a, uint32_t child, hs_msg *out) {
   if (hs_mailbox_take_exit(&a->mb, child, out) != 0) return -1;
+  hs_agent *c = rt_agent(rt, child);
+  if (c) c->notice_taken = 1; /* a second join answers from the child's record */
   log_take(rt, a, out);
   return 0;
 }

@@ -125,7 +125,8 @@ int script_from_source(hs_runtime *rt, const char *src, size_t len, const script
   }
   script *s = hs_calloc(1, sizeof *s);
   char key[64];
-  snprintf(key, sizeof key, "=source:%016llx", (unsigned long long)hash);
+  /* the serial keeps keys unique even if two different sources share a hash */
+  snprintf(key, sizeof key, "=source:%016llx:%u", (unsigned long long)hash, ++rt->nsources);
   if (!s || !(s->source = hs_malloc(len + 1)) || !(s->path = hs_strdup(key)) ||
       !(s->name = hs_strdup(key + 1))) {
     if (s) script_free(s);

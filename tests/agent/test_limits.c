@@ -157,6 +157,49 @@ static void test_sandbox_globals(void **state) {
   assert_result(o, "sandboxed");
 }
 
+static void test_deterministic_order_and_names(void **state) {
+  (void)state;
+  outcome o = run_src(
+      "function main(ctx)\n"
+      "  local f = function() end\n"
+      "  local t = {zeta = 1, alpha = 2, [3] = 'three', [1.5] = 'x', [true] = 'y', beta = 3}\n"
+      "  local obj = {}\n"
+      "  t[obj] = 'o'\n"
+      "  local ks = {}\n"
+      "  for k in pairs(t) do ks[#ks + 1] = type(k) == 'table' and 'obj' or tostring(k) end\n"
+      "  assert(table.concat(ks, ',') == 'true,1.5,3,alpha,beta,zeta,obj', table.concat(ks, ','))\n"
+      "  local viaNext, k = {}, nil\n"
+      "  repeat k = next(t, k) if k ~= nil then viaNext[#viaNext + 1] = type(k) == 'table' and 'obj' or tostring(k) end until k == nil\n"
+      "  assert(table.concat(viaNext, ',') == table.concat(ks, ','), 'next agrees with pairs')\n"
+      "  local seen = 0\n"
+      "  for key in pairs(t) do t.beta = nil t.zeta = nil seen = seen + 1 end\n" /* removals skip */
+      "  assert(seen == 5, 'removed keys are skipped: ' .. seen)\n"
+      "  local arr = {10, 20, 30}\n"
+      "  local s = ''\n"
+      "  for i, v in pairs(arr) do s = s .. i .. '=' .. v .. ' ' end\n"
+      "  assert(s == '1=10 2=20 3=30 ')\n"
+      "  local mt = setmetatable({}, {__pairs = function(x) return function(_, i) if not i then return 1, 'p' end end, x, nil end})\n"
+      "  for i, v in pairs(mt) do assert(i == 1 and v == 'p') end\n"
+      "  assert(next({}) == nil)\n"
+      "  local a, b = {}, {}\n"
+      "  local na, nb = tostring(a), tostring(b)\n"
+      "  assert(na:match('^table: #%d+$') and na ~= nb and tostring(a) == na, na)\n"
+      "  assert(tostring(f):match('^function: #%d+$'))\n"
+      "  assert(tostring(setmetatable({}, {__tostring = function() return 'custom' end})) == 'custom')\n"
+      "  print(a, 1, 'x')\n"
+      "  return na .. ' ' .. nb\n"
+      "end\n");
+  outcome o2 = run_src(
+      "function main(ctx) local a, b = {}, {} return tostring(a) .. ' ' .. tostring(b) end");
+  outcome o3 = run_src(
+      "function main(ctx) local a, b = {}, {} return tostring(a) .. ' ' .. tostring(b) end");
+  assert_true(o.result_len > 0);
+  assert_string_equal(o.result, "table: #2 table: #3"); /* the key object got #1 when sorted */
+  /* ids follow execution order, not addresses: every run names objects the same way */
+  assert_string_equal(o2.result, "table: #1 table: #2");
+  assert_string_equal(o2.result, o3.result);
+}
+
 static void test_random_seeded_per_agent(void **state) {
   (void)state;
   const char *src =
@@ -207,6 +250,7 @@ int main(void) {
       cmocka_unit_test(test_memory_bomb),
       cmocka_unit_test(test_no_budget_still_stops_memory_bombs),
       cmocka_unit_test(test_sandbox_globals),
+      cmocka_unit_test(test_deterministic_order_and_names),
       cmocka_unit_test(test_random_seeded_per_agent),
       cmocka_unit_test(test_failure_in_light_team_spares_teammates),
   };
