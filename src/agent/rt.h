@@ -1,9 +1,11 @@
 /* rt.h: the agent runtime's internal data structures, shared by the files of src/agent/.
  *
- *   runtime.c   creation, the agent table, spawning and ending agents, stats
+ *   runtime.c   creation, the agent table, sending and taking messages, ending agents, stats
  *   loop.c      the event loop: step boundaries, lockstep and free-running order, timers, ops
  *   lua_host.c  sandboxed Lua states: allocator with a memory cap, instruction budget, libraries
+ *   lua_order.c deterministic next, pairs and tostring for the sandbox
  *   lua_ctx.c   the ctx table every Lua agent receives
+ *   lua_spawn.c creating Lua agents (ctx.spawn and the first agent)
  *   lua_view.c  zero-copy views of arena blobs
  *   script.c    the script cache (files read once, paths resolved against the spawning script)
  *   journal.c   writing the event log, or checking a replay against it
