@@ -3,7 +3,8 @@
 #   1. the normal build: unit, CLI, fuzz-corpus and slow tests;
 #   2. an install into a temporary prefix, and a program built against it with pkg-config;
 #   3. a build with AddressSanitizer + UndefinedBehaviorSanitizer: every test not labelled slow;
-#   4. a short libFuzzer run of every fuzz target (clang), from its seed corpus.
+#   4. a short libFuzzer run of every fuzz target (clang), from its seed corpus;
+#   5. the optimised build of tools/demo.sh (-O3 warns about more), with warnings as errors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -51,4 +52,8 @@ for target in build-fuzz/fuzz/fuzz_*; do
   "$target" -max_total_time="${HS_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 "$work" 2>&1 | tail -2
   rm -rf "$work"
 done
+echo "== Release build (warnings are errors)"
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DHS_WERROR=ON -DHS_TESTS=OFF >/dev/null
+cmake --build build-release -j"$jobs"
+build-release/hswarm run examples/pingpong.lua 3 --quiet
 echo "== all tests passed"

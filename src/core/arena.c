@@ -396,8 +396,8 @@ int hs_arena_write_ptr(hs_arena *a, hs_handle h, void **out_ptr, size_t *out_len
   if (state_published(state))
     return hs_set_error(&err, HS_EPERM, "arena: blob 0x%016llx is published, hence read-only",
                         (unsigned long long)h);
-  unsigned char *p;
-  size_t n;
+  unsigned char *p = NULL;
+  size_t n = 0;
   rc = load_bytes(s, h, &p, &n);
   if (rc) return rc;
   *out_ptr = p;
@@ -449,8 +449,8 @@ int hs_arena_read(hs_arena *a, hs_handle h, const void **out_ptr, size_t *out_le
   if (!state_published(state))
     return hs_set_error(&err, HS_EBUSY, "arena: blob 0x%016llx is not yet published",
                         (unsigned long long)h);
-  unsigned char *p;
-  size_t n;
+  unsigned char *p = NULL;
+  size_t n = 0;
   rc = load_bytes(s, h, &p, &n);
   if (rc) return rc;
   *out_ptr = p;

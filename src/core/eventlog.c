@@ -819,9 +819,9 @@ static int open_buffer(const char *name, uint8_t *buf, size_t len, hs_eventlog_r
     goto fail;
   }
   r->pos = PREAMBLE_LEN;
-  size_t offset, body_len;
-  unsigned type;
-  uint8_t *body;
+  size_t offset = 0, body_len = 0;
+  unsigned type = 0;
+  uint8_t *body = NULL;
   rc = read_frame(r, &offset, &type, &body, &body_len);
   if (rc == 0) {
     if (r->truncated)
@@ -930,9 +930,9 @@ int hs_eventlog_reader_next(hs_eventlog_reader *r, hs_record *rec) {
     return r->err;
   }
   if (r->done) return 0;
-  size_t offset, body_len;
-  unsigned type;
-  uint8_t *body;
+  size_t offset = 0, body_len = 0;
+  unsigned type = 0;
+  uint8_t *body = NULL;
   int rc = read_frame(r, &offset, &type, &body, &body_len);
   if (rc == 0) {
     r->done = 1;
