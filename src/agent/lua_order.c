@@ -8,9 +8,9 @@
  *
  * The sandbox therefore replaces next, pairs and tostring (and print and ctx.log format values the
  * same way):
- *   - A table whose keys are all numbers, booleans or light userdata (arrays, handles) already
- *     iterates in a reproducible order, since those keys hash by value: next and pairs are Lua's
- *     own, at no cost.
+ *   - pairs over a sequence (keys exactly 1..n) visits 1..n in order, with no sorting. (Lua's own
+ *     order is not safe even for number keys: where an integer key lands can depend on the string
+ *     keys the table held before.)
  *   - Otherwise keys are visited in one canonical order: booleans, then numbers by value, then
  *     strings bytewise, then light userdata by value, then other objects by their object id.
  *     pairs() sorts a snapshot of the keys once (O(k log k)); a bare next(t, k) finds the successor
@@ -27,10 +27,6 @@
 #include "agent/rt.h"
 
 static const char ids_key = 0; /* registry: weak-keyed table object -> id */
-
-static int by_value(int type) {
-  return type == LUA_TNUMBER || type == LUA_TBOOLEAN || type == LUA_TLIGHTUSERDATA;
-}
 
 /* The object id of the value at idx (a table, function, thread or full userdata). */
 static lua_Integer object_id(lua_State *L, int idx) {
@@ -116,17 +112,22 @@ static int cmp_keys(const void *pa, const void *pb) {
   }
 }
 
-/* 1 if every key of the table at idx hashes by value. */
-static int plain_order(lua_State *L, int idx) {
+/* If the table at idx is a sequence (its keys are exactly 1..n), stores n and returns 1. */
+static int is_sequence(lua_State *L, int idx, lua_Integer *n) {
+  lua_Integer count = 0, max = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
-    if (!by_value(lua_type(L, -1))) {
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
       lua_pop(L, 1);
       return 0;
     }
+    lua_Integer k = lua_tointeger(L, -1);
+    if (k > max) max = k;
+    count++;
   }
-  return 1;
+  *n = max;
+  return max == count;
 }
 
 /* Pushes a new array of the table's keys in canonical order. */
@@ -172,12 +173,18 @@ static int sorted_iter(lua_State *L) {
   }
 }
 
-static int raw_next(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 2);
-  if (lua_next(L, 1)) return 2;
-  lua_pushnil(L);
-  return 1;
+/* Iterator of a sequence: upvalues table, length; visits 1..n, skipping keys removed meanwhile. */
+static int sequence_iter(lua_State *L) {
+  lua_Integer n = lua_tointeger(L, lua_upvalueindex(2));
+  for (lua_Integer i = luaL_optinteger(L, 2, 0) + 1; i <= n; i++) {
+    if (lua_rawgeti(L, lua_upvalueindex(1), i) != LUA_TNIL) {
+      lua_pushinteger(L, i);
+      lua_insert(L, -2);
+      return 2;
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
 }
 
 static int order_pairs(lua_State *L) {
@@ -188,8 +195,11 @@ static int order_pairs(lua_State *L) {
     return 3;
   }
   luaL_checktype(L, 1, LUA_TTABLE);
-  if (plain_order(L, 1)) {
-    lua_pushcfunction(L, raw_next);
+  lua_Integer n;
+  if (is_sequence(L, 1, &n)) { /* arrays: index order, no sorting */
+    lua_pushvalue(L, 1);
+    lua_pushinteger(L, n);
+    lua_pushcclosure(L, sequence_iter, 2);
     lua_pushvalue(L, 1);
     lua_pushnil(L);
     return 3;
@@ -206,7 +216,6 @@ static int order_pairs(lua_State *L) {
 static int order_next(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 2);
-  if (plain_order(L, 1)) return raw_next(L);
   /* the smallest key greater than the given one (or the smallest of all) */
   sort_key after, best, cur;
   int have_after = !lua_isnil(L, 2), have_best = 0;
