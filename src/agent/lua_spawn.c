@@ -97,16 +97,30 @@ static void copy_value(lua_State *from, int idx, lua_State *to, int depth) {
     break;
   }
   case LUA_TLIGHTUSERDATA: lua_pushlightuserdata(to, lua_touserdata(from, idx)); break;
-  case LUA_TTABLE:
-    lua_newtable(to);
+  case LUA_TTABLE: {
+    /* the sequence part first, in index order, then the other keys: the copy's layout (and so
+     * the length operator on tables with holes) does not depend on the source's hash order */
+    lua_Integer n = (lua_Integer)lua_rawlen(from, idx);
+    lua_createtable(to, n > 0 && n < (1 << 24) ? (int)n : 0, 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_rawgeti(from, idx, i);
+      copy_value(from, -1, to, depth + 1);
+      lua_rawseti(to, -2, i);
+      lua_pop(from, 1);
+    }
     lua_pushnil(from);
     while (lua_next(from, idx)) {
+      if (lua_isinteger(from, -2) && lua_tointeger(from, -2) >= 1 && lua_tointeger(from, -2) <= n) {
+        lua_pop(from, 1);
+        continue;
+      }
       copy_value(from, -2, to, depth + 1);
       copy_value(from, -1, to, depth + 1);
       lua_rawset(to, -3);
       lua_pop(from, 1);
     }
     break;
+  }
   default:
     if (view_copy(from, idx, to)) break;
     lua_raisef(to, "args cannot contain a %s (only light agents spawned with a function share "
