@@ -3,28 +3,12 @@
  * activation used to keep its copy of the spawn arguments. */
 #include "harness.h"
 #include "hswarm/alloc.h"
-
-static long live;
-static void *c_malloc(size_t n) {
-  void *p = malloc(n);
-  if (p) live++;
-  return p;
-}
-static void *c_realloc(void *p, size_t n) {
-  void *q = realloc(p, n);
-  if (q && !p) live++;
-  return q;
-}
-static void c_free(void *p) {
-  if (p) live--;
-  free(p);
-}
-static const hs_alloc_hooks counting = {c_malloc, c_realloc, c_free};
+#include "support/counting_alloc.h"
 
 static void test_native_args_freed_when_agent_never_runs(void **state) {
   (void)state;
-  hs_alloc_set_hooks(&counting);
-  live = 0;
+  hs_alloc_set_hooks(&counting_hooks);
+  live_blocks = 0;
   hs_runtime_config cfg;
   hs_runtime_config_init(&cfg);
   cfg.quiet = 1;
@@ -33,7 +17,7 @@ static void test_native_args_freed_when_agent_never_runs(void **state) {
   hs_agent_id id = 0;
   assert_int_equal(hs_runtime_spawn_native(rt, "echo", 0, "some args", 9, &id), 0);
   hs_runtime_destroy(rt);
-  long after = live;
+  long after = live_blocks;
   hs_alloc_set_hooks(NULL);
   assert_int_equal(after, 0);
 }
@@ -44,11 +28,11 @@ static void test_native_args_freed_when_max_steps_ends_run(void **state) {
   hs_runtime_config_init(&cfg);
   cfg.quiet = 1;
   cfg.max_steps = 1; /* the native spawned at step 0 would first run at step 1 */
-  hs_alloc_set_hooks(&counting);
-  live = 0;
+  hs_alloc_set_hooks(&counting_hooks);
+  live_blocks = 0;
   outcome o = run_cfg("function main(ctx) ctx.spawn('native:echo', 'args') ctx.recv() end", &cfg,
                       0, NULL);
-  long after = live;
+  long after = live_blocks;
   hs_alloc_set_hooks(NULL);
   assert_int_equal(o.rc, 0);
   assert_int_equal(after, 0);
@@ -56,8 +40,8 @@ static void test_native_args_freed_when_max_steps_ends_run(void **state) {
 
 static void test_whole_runs_return_every_allocation(void **state) {
   (void)state;
-  hs_alloc_set_hooks(&counting);
-  live = 0;
+  hs_alloc_set_hooks(&counting_hooks);
+  live_blocks = 0;
   outcome o = run_src(
       "function main(ctx)\n"
       "  local ids = {}\n"
@@ -68,7 +52,7 @@ static void test_whole_runs_return_every_allocation(void **state) {
       "  for i = 1, 50 do ctx.join(ids[i]) end\n"
       "  return 'ok'\n"
       "end\n");
-  long after = live;
+  long after = live_blocks;
   hs_alloc_set_hooks(NULL);
   assert_result(o, "ok");
   assert_int_equal(o.stats.blocked, 10);

@@ -21,41 +21,11 @@
 #include "hswarm/error.h"
 #include "hswarm/eventlog.h"
 
-/* ---- counting allocator: live blocks, to check for leaks ---- */
-
-static long live_blocks;
-
-static void *count_malloc(size_t n) {
-  void *p = malloc(n);
-  if (p) live_blocks++;
-  return p;
-}
-
-static void *count_realloc(void *p, size_t n) {
-  void *q = realloc(p, n);
-  if (q && !p) live_blocks++;
-  return q;
-}
-
-static void count_free(void *p) {
-  if (p) live_blocks--;
-  free(p);
-}
-
-/* ---- temporary directory ---- */
-
-static char tmpdir[256];
-
-static void tmp_path(char *buf, size_t size, const char *name) {
-  snprintf(buf, size, "%s/%s", tmpdir, name);
-}
+#include "support/counting_alloc.h"
 
 static int group_setup(void **state) {
-  static const hs_alloc_hooks hooks = {count_malloc, count_realloc, count_free};
-  hs_alloc_set_hooks(&hooks);
-  const char *base = getenv("TMPDIR");
-  snprintf(tmpdir, sizeof tmpdir, "%s/hs_eventlog_XXXXXX", base && *base ? base : "/tmp");
-  return mkdtemp(tmpdir) ? 0 : -1;
+  hs_alloc_set_hooks(&counting_hooks);
+  return make_tmpdir("hs_eventlog");
 }
 
 static int group_teardown(void **state) {

@@ -1,0 +1,46 @@
+/* counting_alloc.h: allocation hooks that count live blocks, for tests that prove every
+ * allocation of a module is returned (without relying on a leak checker), and a temporary
+ * directory per test program. Header-only; each test program includes it once. */
+#ifndef HS_TEST_COUNTING_ALLOC_H
+#define HS_TEST_COUNTING_ALLOC_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "hswarm/alloc.h"
+
+static long live_blocks; /* blocks allocated through the hooks and not yet freed */
+
+static inline void *count_malloc(size_t n) {
+  void *p = malloc(n);
+  if (p) live_blocks++;
+  return p;
+}
+
+static inline void *count_realloc(void *p, size_t n) {
+  void *q = realloc(p, n);
+  if (q && !p) live_blocks++;
+  return q;
+}
+
+static inline void count_free(void *p) {
+  if (p) live_blocks--;
+  free(p);
+}
+
+static const hs_alloc_hooks counting_hooks = {count_malloc, count_realloc, count_free};
+
+static char tmpdir[256]; /* made by make_tmpdir */
+
+/* Creates $TMPDIR/<prefix>_XXXXXX (or under /tmp). 0 or -1. */
+static inline int make_tmpdir(const char *prefix) {
+  const char *base = getenv("TMPDIR");
+  snprintf(tmpdir, sizeof tmpdir, "%s/%s_XXXXXX", base && *base ? base : "/tmp", prefix);
+  return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static inline void tmp_path(char *buf, size_t size, const char *name) {
+  snprintf(buf, size, "%s/%s", tmpdir, name);
+}
+
+#endif
