@@ -10,6 +10,7 @@ PACKAGES=(
   libcmocka-dev
   clang libclang-rt-14-dev
   jq
+  python3 python3-numpy
 )
 
 missing=()

@@ -29,6 +29,7 @@
  * capacity a power of two at least twice the count) built after the second pass; building them
  * is also how duplicates are found. A table slot holds index + 1, 0 meaning empty. */
 #include "hswarm/gguf.h"
+#include "hswarm/quant.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -68,30 +69,13 @@ const char *hs_gguf_type_name(uint32_t type) {
   return type < sizeof ggml_names / sizeof ggml_names[0] ? ggml_names[type] : "unknown";
 }
 
+/* The block table lives with the codecs (quant.c): one table for the whole engine. */
 uint32_t hs_gguf_type_block_elems(uint32_t type) {
-  switch (type) {
-  case HS_GGUF_TYPE_F32:
-  case HS_GGUF_TYPE_F16:
-  case HS_GGUF_TYPE_BF16: return 1;
-  case HS_GGUF_TYPE_Q4_0:
-  case HS_GGUF_TYPE_Q8_0: return 32;
-  case HS_GGUF_TYPE_Q4_K:
-  case HS_GGUF_TYPE_Q6_K: return 256;
-  default: return 0;
-  }
+  return type > INT32_MAX ? 0 : (uint32_t)hs_quant_block_elems((int)type);
 }
 
 uint32_t hs_gguf_type_block_bytes(uint32_t type) {
-  switch (type) {
-  case HS_GGUF_TYPE_F32: return 4;
-  case HS_GGUF_TYPE_F16:
-  case HS_GGUF_TYPE_BF16: return 2;
-  case HS_GGUF_TYPE_Q4_0: return 18;
-  case HS_GGUF_TYPE_Q8_0: return 34;
-  case HS_GGUF_TYPE_Q4_K: return 144;
-  case HS_GGUF_TYPE_Q6_K: return 210;
-  default: return 0;
-  }
+  return type > INT32_MAX ? 0 : (uint32_t)hs_quant_block_bytes((int)type);
 }
 
 static const char *const value_names[] = {"uint8",   "int8",  "uint16", "int16", "uint32",

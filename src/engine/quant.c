@@ -1,0 +1,358 @@
+/* quant.c: scalar reference for GGUF/ggml tensor data types (see include/hswarm/quant.h).
+ *
+ * This is the plain C definition of each format that faster kernels are checked against. Every
+ * quantized type splits a row into blocks of a fixed number of elements; a block is a packed,
+ * unaligned byte record, little-endian. "f16" below is an IEEE binary16 field.
+ *
+ * Q8_0  (32 elements, 34 bytes)
+ *   [0..2)   f16 d
+ *   [2..34)  int8 qs[32]                 x[j] = d * qs[j]
+ *
+ * Q4_0  (32 elements, 18 bytes)
+ *   [0..2)   f16 d
+ *   [2..18)  uint8 qs[16]                x[j]    = d * ((qs[j] & 15) - 8)     j = 0..15
+ *                                        x[j+16] = d * ((qs[j] >> 4) - 8)
+ *
+ * Q4_K  (256 elements, 144 bytes): 8 sub-blocks of 32 elements, each with a 6-bit scale sc[s]
+ * and a 6-bit min m[s], both multiplied by the block's f16 super-scales.
+ *   [0..2)    f16 d
+ *   [2..4)    f16 dmin
+ *   [4..16)   uint8 scales[12]: for s = 0..3   sc[s] = scales[s] & 63,  m[s] = scales[s+4] & 63
+ *                               for s = 4..7   sc[s] = (scales[s+4] & 15) | (scales[s-4] >> 6) << 4
+ *                                              m[s]  = (scales[s+4] >> 4) | (scales[s]   >> 6) << 4
+ *             (bytes 0..3 hold sc[0..3] and the top bits of sc[4..7], bytes 4..7 hold m[0..3] and
+ *             the top bits of m[4..7], bytes 8..11 the low nibbles of sc[4..7] and m[4..7]).
+ *   [16..144) uint8 qs[128]: four chunks of 32 bytes; chunk c holds sub-block 2c in its low
+ *             nibbles and sub-block 2c+1 in its high nibbles, element l of each at byte l.
+ *   x = (d * sc[s]) * q - (dmin * m[s]),   q = 0..15
+ *
+ * Q6_K  (256 elements, 210 bytes): 16 sub-blocks of 16 elements, each with an int8 scale.
+ *   [0..128)   uint8 ql[128]  low 4 bits of each 6-bit code
+ *   [128..192) uint8 qh[64]   high 2 bits
+ *   [192..208) int8 scales[16]
+ *   [208..210) f16 d
+ *   The block is two halves of 128 elements (h = 0, 1), using ql[64h..], qh[32h..]. Inside a half,
+ *   element e = 32g + l (g = 0..3, l = 0..31) takes its low nibble from ql[64h + l + 32*(g & 1)]
+ *   (the low nibble for g < 2, the high nibble for g >= 2) and its high two bits from bits 2g, 2g+1
+ *   of qh[32h + l]. Its scale is scales[(128h + e) / 16], i.e. one per 16 consecutive elements.
+ *   x = (d * scales[s]) * (q - 32),   q = 0..63
+ *
+ * The dequantizers evaluate the products in exactly the order written above, in float, so the
+ * result is fully determined (tests/engine/quant_ref.py checks it bit for bit).
+ *
+ * The quantizers for Q8_0 and Q4_0 follow ggml's reference rule. Those for Q4_K and Q6_K are a
+ * simple, correct scheme rather than llama.cpp's error-minimising search: per sub-block they take
+ * the range from the min and max, derive the super-scale from the largest sub-block scale, round the
+ * 6-bit (or 8-bit) sub-block scales against the stored f16 super-scale, and round each code
+ * against the scale it will actually be decoded with. */
+#include "hswarm/quant.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "hswarm/error.h"
+
+#define QK 32 /* elements per Q8_0 / Q4_0 block */
+#define QKK 256 /* elements per K-quant super-block */
+
+/* ---- scalar conversions ---- */
+
+static uint32_t f32_bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+static float bits_f32(uint32_t u) {
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+float hs_quant_fp16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 31u;
+  uint32_t mant = h & 0x3ffu;
+  if (exp == 0) {
+    /* zero or subnormal: mant * 2^-24, exact in binary32 */
+    float v = (float)mant * 0x1p-24f;
+    return sign ? -v : v;
+  }
+  if (exp == 31) return bits_f32(sign | 0x7f800000u | (mant << 13)); /* inf or NaN */
+  return bits_f32(sign | ((exp + 112u) << 23) | (mant << 13));
+}
+
+uint16_t hs_quant_f32_to_fp16(float f) {
+  uint32_t x = f32_bits(f);
+  uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+  uint32_t a = x & 0x7fffffffu;
+  if (a > 0x7f800000u) /* NaN: keep the top payload bits, force quiet */
+    return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x3ffu));
+  if (a >= 0x477ff000u) /* >= 65520 rounds to infinity (also infinity itself) */
+    return (uint16_t)(sign | 0x7c00u);
+  if (a < 0x38800000u) {
+    /* below 2^-14: a half subnormal, round(|f| * 2^24). |f| = m * 2^(e - 150). */
+    uint32_t e = a >> 23;
+    if (e < 102) return sign; /* |f| < 2^-25: rounds to zero (ties at exactly 2^-25 go to 0) */
+    uint32_t m = (a & 0x7fffffu) | 0x800000u;
+    uint32_t shift = 126 - e; /* 14..24 */
+    uint32_t q = m >> shift;
+    uint32_t rem = m & ((1u << shift) - 1);
+    uint32_t half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1))) q++;
+    return (uint16_t)(sign | q); /* q == 0x400 is the smallest normal, encoded correctly */
+  }
+  uint32_t h = (a - (112u << 23)) >> 13;
+  uint32_t rem = a & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++; /* carry may bump the exponent */
+  return (uint16_t)(sign | h);
+}
+
+float hs_quant_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
+
+uint16_t hs_quant_f32_to_bf16(float f) {
+  uint32_t x = f32_bits(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u); /* quiet NaN */
+  x += 0x7fffu + ((x >> 16) & 1u); /* round to nearest even; overflow carries into infinity */
+  return (uint16_t)(x >> 16);
+}
+
+static float load_f16(const uint8_t *p) {
+  return hs_quant_fp16_to_f32((uint16_t)(p[0] | (p[1] << 8)));
+}
+
+static void store_f16(uint8_t *p, uint16_t h) {
+  p[0] = (uint8_t)(h & 0xff);
+  p[1] = (uint8_t)(h >> 8);
+}
+
+/* ---- block table ---- */
+
+size_t hs_quant_block_elems(int t) {
+  switch (t) {
+  case HS_QUANT_F32: case HS_QUANT_F16: case HS_QUANT_BF16: return 1;
+  case HS_QUANT_Q4_0: case HS_QUANT_Q8_0: return QK;
+  case HS_QUANT_Q4_K: case HS_QUANT_Q6_K: return QKK;
+  default: return 0;
+  }
+}
+
+size_t hs_quant_block_bytes(int t) {
+  switch (t) {
+  case HS_QUANT_F32: return 4;
+  case HS_QUANT_F16: case HS_QUANT_BF16: return 2;
+  case HS_QUANT_Q4_0: return 18;
+  case HS_QUANT_Q8_0: return 34;
+  case HS_QUANT_Q4_K: return 144;
+  case HS_QUANT_Q6_K: return 210;
+  default: return 0;
+  }
+}
+
+size_t hs_quant_row_bytes(int t, size_t n) {
+  size_t be = hs_quant_block_elems(t);
+  if (be == 0 || n % be != 0) return 0;
+  return n / be * hs_quant_block_bytes(t);
+}
+
+/* ---- dequantization, one block at a time ---- */
+
+static void deq_q8_0(const uint8_t *b, float *y) {
+  float d = load_f16(b);
+  for (int j = 0; j < QK; j++) y[j] = d * (float)(int8_t)b[2 + j];
+}
+
+static void deq_q4_0(const uint8_t *b, float *y) {
+  float d = load_f16(b);
+  const uint8_t *qs = b + 2;
+  for (int j = 0; j < QK / 2; j++) {
+    y[j] = (float)((qs[j] & 15) - 8) * d;
+    y[j + QK / 2] = (float)((qs[j] >> 4) - 8) * d;
+  }
+}
+
+/* The 6-bit scale and min of sub-block s (0..7) of a Q4_K block's 12 packed bytes. */
+static void q4k_scale_min(const uint8_t *sc, int s, int *scale, int *min) {
+  if (s < 4) {
+    *scale = sc[s] & 63;
+    *min = sc[s + 4] & 63;
+  } else {
+    *scale = (sc[s + 4] & 15) | ((sc[s - 4] >> 6) << 4);
+    *min = (sc[s + 4] >> 4) | ((sc[s] >> 6) << 4);
+  }
+}
+
+static void deq_q4_k(const uint8_t *b, float *y) {
+  float d = load_f16(b), dmin = load_f16(b + 2);
+  const uint8_t *scales = b + 4, *qs = b + 16;
+  for (int c = 0; c < 4; c++) { /* chunk c: sub-blocks 2c (low nibbles) and 2c+1 (high) */
+    int sc0, m0, sc1, m1;
+    q4k_scale_min(scales, 2 * c, &sc0, &m0);
+    q4k_scale_min(scales, 2 * c + 1, &sc1, &m1);
+    float d0 = d * (float)sc0, mm0 = dmin * (float)m0;
+    float d1 = d * (float)sc1, mm1 = dmin * (float)m1;
+    for (int l = 0; l < 32; l++) {
+      y[64 * c + l] = d0 * (float)(qs[32 * c + l] & 15) - mm0;
+      y[64 * c + 32 + l] = d1 * (float)(qs[32 * c + l] >> 4) - mm1;
+    }
+  }
+}
+
+/* The 6-bit code (0..63) of element i (0..255) of a Q6_K block. */
+static int q6k_code(const uint8_t *ql, const uint8_t *qh, int i) {
+  int h = i / 128, e = i % 128, g = e / 32, l = e % 32;
+  int lo = ql[64 * h + l + 32 * (g & 1)];
+  lo = (g < 2) ? (lo & 15) : (lo >> 4);
+  int hi = (qh[32 * h + l] >> (2 * g)) & 3;
+  return lo | (hi << 4);
+}
+
+static void deq_q6_k(const uint8_t *b, float *y) {
+  const uint8_t *ql = b, *qh = b + 128;
+  const int8_t *scales = (const int8_t *)(b + 192);
+  float d = load_f16(b + 208);
+  for (int i = 0; i < QKK; i++)
+    y[i] = d * (float)scales[i / 16] * (float)(q6k_code(ql, qh, i) - 32);
+}
+
+int hs_quant_dequantize(int t, const void *src, float *dst, size_t n) {
+  size_t be = hs_quant_block_elems(t), bb = hs_quant_block_bytes(t);
+  if (be == 0 || n % be != 0) return HS_EINVAL;
+  if (n > 0 && (!src || !dst)) return HS_EINVAL;
+  const uint8_t *p = src;
+  size_t nb = n / be;
+  for (size_t i = 0; i < nb; i++, p += bb, dst += be) {
+    switch (t) {
+    case HS_QUANT_F32: memcpy(dst, p, 4); break;
+    case HS_QUANT_F16: *dst = load_f16(p); break;
+    case HS_QUANT_BF16: *dst = hs_quant_bf16_to_f32((uint16_t)(p[0] | (p[1] << 8))); break;
+    case HS_QUANT_Q8_0: deq_q8_0(p, dst); break;
+    case HS_QUANT_Q4_0: deq_q4_0(p, dst); break;
+    case HS_QUANT_Q4_K: deq_q4_k(p, dst); break;
+    case HS_QUANT_Q6_K: deq_q6_k(p, dst); break;
+    default: return HS_EINVAL;
+    }
+  }
+  return 0;
+}
+
+/* ---- quantization, one block at a time ---- */
+
+static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* Rounds x to the nearest int (halves away from zero) and clamps to [lo, hi]; NaN gives lo. */
+static int round_clamp(float x, int lo, int hi) {
+  if (!(x >= (float)lo)) return lo;
+  if (x >= (float)hi) return hi;
+  return clampi((int)lroundf(x), lo, hi);
+}
+
+static void q_q8_0(const float *x, uint8_t *b) {
+  float amax = 0.0f;
+  for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+  float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+  store_f16(b, hs_quant_f32_to_fp16(d));
+  for (int j = 0; j < QK; j++) b[2 + j] = (uint8_t)(int8_t)round_clamp(x[j] * id, -127, 127);
+}
+
+static void q_q4_0(const float *x, uint8_t *b) {
+  float amax = 0.0f, max = 0.0f; /* max: the value of largest magnitude, with its sign */
+  for (int j = 0; j < QK; j++)
+    if (fabsf(x[j]) > amax) {
+      amax = fabsf(x[j]);
+      max = x[j];
+    }
+  float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+  store_f16(b, hs_quant_f32_to_fp16(d));
+  for (int j = 0; j < QK / 2; j++) {
+    /* code = trunc(x/d + 8.5), i.e. round(x/d) + 8, clamped to 0..15 */
+    int q0 = round_clamp(floorf(x[j] * id + 8.5f), 0, 15);
+    int q1 = round_clamp(floorf(x[j + QK / 2] * id + 8.5f), 0, 15);
+    b[2 + j] = (uint8_t)(q0 | (q1 << 4));
+  }
+}
+
+static void q_q4_k(const float *x, uint8_t *b) {
+  float scale[8], minv[8], smax = 0.0f, mmax = 0.0f;
+  for (int s = 0; s < 8; s++) {
+    float lo = 0.0f, hi = 0.0f; /* the range always includes 0, so the min term is >= 0 */
+    for (int l = 0; l < 32; l++) {
+      lo = fminf(lo, x[32 * s + l]);
+      hi = fmaxf(hi, x[32 * s + l]);
+    }
+    scale[s] = (hi - lo) / 15.0f;
+    minv[s] = -lo;
+    smax = fmaxf(smax, scale[s]);
+    mmax = fmaxf(mmax, minv[s]);
+  }
+  uint16_t dh = hs_quant_f32_to_fp16(smax / 63.0f), mh = hs_quant_f32_to_fp16(mmax / 63.0f);
+  float d = hs_quant_fp16_to_f32(dh), dmin = hs_quant_fp16_to_f32(mh);
+  int sc[8], m[8];
+  for (int s = 0; s < 8; s++) {
+    /* round the sub-block scale up so that the whole range still fits in 0..15 */
+    sc[s] = d > 0.0f ? round_clamp(ceilf(scale[s] / d), 0, 63) : 0;
+    m[s] = dmin > 0.0f ? round_clamp(minv[s] / dmin, 0, 63) : 0;
+  }
+  store_f16(b, dh);
+  store_f16(b + 2, mh);
+  uint8_t *p = b + 4;
+  for (int s = 0; s < 4; s++) {
+    p[s] = (uint8_t)((sc[s] & 63) | ((sc[s + 4] >> 4) << 6));
+    p[s + 4] = (uint8_t)((m[s] & 63) | ((m[s + 4] >> 4) << 6));
+    p[s + 8] = (uint8_t)((sc[s + 4] & 15) | ((m[s + 4] & 15) << 4));
+  }
+  uint8_t *qs = b + 16;
+  memset(qs, 0, 128);
+  for (int s = 0; s < 8; s++) {
+    float ds = d * (float)sc[s], ms = dmin * (float)m[s];
+    for (int l = 0; l < 32; l++) {
+      int q = ds > 0.0f ? round_clamp((x[32 * s + l] + ms) / ds, 0, 15) : 0;
+      qs[32 * (s / 2) + l] |= (uint8_t)(q << (4 * (s & 1)));
+    }
+  }
+}
+
+static void q_q6_k(const float *x, uint8_t *b) {
+  float scale[16], smax = 0.0f;
+  for (int s = 0; s < 16; s++) {
+    float amax = 0.0f;
+    for (int l = 0; l < 16; l++) amax = fmaxf(amax, fabsf(x[16 * s + l]));
+    scale[s] = amax / 31.0f; /* codes -31..31 (the format allows -32) */
+    smax = fmaxf(smax, scale[s]);
+  }
+  uint16_t dh = hs_quant_f32_to_fp16(smax / 127.0f);
+  float d = hs_quant_fp16_to_f32(dh);
+  int8_t *scales = (int8_t *)(b + 192);
+  uint8_t *ql = b, *qh = b + 128;
+  memset(b, 0, 192);
+  for (int s = 0; s < 16; s++) scales[s] = (int8_t)(d > 0.0f ? round_clamp(scale[s] / d, 0, 127) : 0);
+  store_f16(b + 208, dh);
+  for (int i = 0; i < QKK; i++) {
+    float ds = d * (float)scales[i / 16];
+    int q = (ds > 0.0f ? round_clamp(x[i] / ds, -32, 31) : 0) + 32;
+    int h = i / 128, e = i % 128, g = e / 32, l = e % 32;
+    ql[64 * h + l + 32 * (g & 1)] |= (uint8_t)((q & 15) << (g < 2 ? 0 : 4));
+    qh[32 * h + l] |= (uint8_t)((q >> 4) << (2 * g));
+  }
+}
+
+int hs_quant_quantize(int t, const float *src, void *dst, size_t n) {
+  size_t be = hs_quant_block_elems(t), bb = hs_quant_block_bytes(t);
+  if (be == 0 || n % be != 0) return HS_EINVAL;
+  if (n > 0 && (!src || !dst)) return HS_EINVAL;
+  uint8_t *p = dst;
+  size_t nb = n / be;
+  for (size_t i = 0; i < nb; i++, p += bb, src += be) {
+    switch (t) {
+    case HS_QUANT_F32: memcpy(p, src, 4); break;
+    case HS_QUANT_F16: store_f16(p, hs_quant_f32_to_fp16(*src)); break;
+    case HS_QUANT_BF16: store_f16(p, hs_quant_f32_to_bf16(*src)); break;
+    case HS_QUANT_Q8_0: q_q8_0(src, p); break;
+    case HS_QUANT_Q4_0: q_q4_0(src, p); break;
+    case HS_QUANT_Q4_K: q_q4_k(src, p); break;
+    case HS_QUANT_Q6_K: q_q6_k(src, p); break;
+    default: return HS_EINVAL;
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,150 @@
+#!/usr/bin/python3
+"""quant_ref.py: an independent NumPy reference for dequantizing GGUF/ggml tensor types.
+
+Usage: /usr/bin/python3 quant_ref.py TYPE IN OUT
+  TYPE  ggml type id (0 F32, 1 F16, 2 Q4_0, 8 Q8_0, 12 Q4_K, 14 Q6_K, 30 BF16) or its name
+  IN    file of packed raw blocks (little-endian, as stored in a GGUF tensor)
+  OUT   written with the decoded values as little-endian float32
+
+Written from the format definitions (ggml's block structs), vectorised over blocks, not from the C
+code in src/engine/quant.c. Every product is done in float32 in the order the format prescribes
+(scale times sub-scale first, then times the code, then minus the min term), so the output must
+equal the C dequantizer bit for bit. Exit status: 0 on success, 2 on bad usage or input.
+"""
+import sys
+
+import numpy as np
+
+F32 = np.float32
+
+# id: (name, elements per block, bytes per block)
+TYPES = {
+    0: ("F32", 1, 4),
+    1: ("F16", 1, 2),
+    2: ("Q4_0", 32, 18),
+    8: ("Q8_0", 32, 34),
+    12: ("Q4_K", 256, 144),
+    14: ("Q6_K", 256, 210),
+    30: ("BF16", 1, 2),
+}
+
+
+def half_bits_to_f32(h):
+    """uint16 array of IEEE binary16 patterns -> float32 array, decoded from the bit fields
+    (sign 1, exponent 5 with bias 15, mantissa 10) so that NaN payloads are kept exactly,
+    whatever conversion instruction NumPy would pick."""
+    h = h.astype(np.uint32)
+    sign = (h >> 15) << 31
+    exp = (h >> 10) & 31
+    mant = h & 1023
+    normal = sign | ((exp + 112) << 23) | (mant << 13)  # rebias 15 -> 127
+    special = sign | np.uint32(0x7F800000) | (mant << 13)  # inf, NaN
+    out = np.where(exp == 31, special, normal).view(F32)
+    # zero and subnormals: mant * 2^-24, exact in float32
+    sub = (mant.astype(F32) * F32(2.0**-24)) * np.where(sign != 0, F32(-1), F32(1))
+    return np.where(exp == 0, sub, out).astype(F32)
+
+
+def f16(raw):
+    """uint8 array [..., 2] (little-endian halves) -> float32 array [...] (exact)."""
+    return half_bits_to_f32(np.ascontiguousarray(raw).view("<u2")[..., 0])
+
+
+def deq_q8_0(blk):  # blk: uint8 [nb, 34]
+    d = f16(blk[:, 0:2])  # [nb]
+    q = blk[:, 2:34].view(np.int8).astype(F32)  # [nb, 32]
+    return d[:, None] * q
+
+
+def deq_q4_0(blk):  # blk: uint8 [nb, 18]
+    d = f16(blk[:, 0:2])
+    qs = blk[:, 2:18]  # [nb, 16]
+    lo = (qs & 0x0F).astype(np.int32) - 8  # elements 0..15
+    hi = (qs >> 4).astype(np.int32) - 8  # elements 16..31
+    q = np.concatenate([lo, hi], axis=1).astype(F32)  # [nb, 32]
+    return d[:, None] * q
+
+
+def q4k_scales_mins(s12):
+    """uint8 [nb, 12] -> (scale [nb, 8], min [nb, 8]) as ints 0..63."""
+    s12 = s12.astype(np.int32)
+    a, b, c = s12[:, 0:4], s12[:, 4:8], s12[:, 8:12]
+    # sub-blocks 0..3: six low bits of bytes 0..3 (scales) and 4..7 (mins)
+    # sub-blocks 4..7: low nibble / high nibble of bytes 8..11, plus the two top bits of
+    #                  bytes 0..3 (scales) and 4..7 (mins) as bits 4 and 5
+    sc = np.concatenate([a & 63, (c & 15) | ((a >> 6) << 4)], axis=1)
+    mn = np.concatenate([b & 63, (c >> 4) | ((b >> 6) << 4)], axis=1)
+    return sc, mn
+
+
+def deq_q4_k(blk):  # blk: uint8 [nb, 144]
+    nb = blk.shape[0]
+    d = f16(blk[:, 0:2])
+    dmin = f16(blk[:, 2:4])
+    sc, mn = q4k_scales_mins(blk[:, 4:16])
+    qs = blk[:, 16:144].reshape(nb, 4, 32)  # 4 chunks of 32 bytes
+    # chunk c: low nibbles = sub-block 2c, high nibbles = sub-block 2c+1
+    codes = np.stack([qs & 15, qs >> 4], axis=2).reshape(nb, 8, 32).astype(F32)  # [nb, 8, 32]
+    dsub = d[:, None] * sc.astype(F32)  # [nb, 8]
+    msub = dmin[:, None] * mn.astype(F32)  # [nb, 8]
+    y = dsub[:, :, None] * codes - msub[:, :, None]
+    return y.reshape(nb, 256)
+
+
+def deq_q6_k(blk):  # blk: uint8 [nb, 210]
+    nb = blk.shape[0]
+    ql = blk[:, 0:128].reshape(nb, 2, 2, 32)  # [half, which 32-byte row, l]
+    qh = blk[:, 128:192].reshape(nb, 2, 32)  # [half, l]
+    scales = blk[:, 192:208].view(np.int8).astype(F32)  # [nb, 16]
+    d = f16(blk[:, 208:210])
+    # within a half, group g = 0..3 covers elements 32g..32g+31:
+    #   g=0: low nibble of row 0, qh bits 0-1   g=1: low nibble of row 1, qh bits 2-3
+    #   g=2: high nibble of row 0, qh bits 4-5  g=3: high nibble of row 1, qh bits 6-7
+    lo = np.stack([ql[:, :, 0] & 15, ql[:, :, 1] & 15, ql[:, :, 0] >> 4, ql[:, :, 1] >> 4], axis=2)
+    hi = np.stack([(qh >> (2 * g)) & 3 for g in range(4)], axis=2)  # [nb, 2, 4, 32]
+    q = (lo.astype(np.int32) | (hi.astype(np.int32) << 4)) - 32
+    q = q.reshape(nb, 16, 16).astype(F32)  # 16 sub-blocks of 16, in element order
+    dsub = d[:, None] * scales  # [nb, 16]
+    return (dsub[:, :, None] * q).reshape(nb, 256)
+
+
+def dequantize(tid, data):
+    name, be, bb = TYPES[tid]
+    if len(data) % bb:
+        raise ValueError(f"{len(data)} bytes is not a whole number of {name} blocks ({bb} bytes)")
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if name == "F32":
+        return raw.view("<f4").astype(F32)
+    if name == "F16":
+        return half_bits_to_f32(raw.view("<u2"))
+    if name == "BF16":
+        return (raw.view("<u2").astype(np.uint32) << 16).view(F32)
+    blk = raw.reshape(-1, bb)
+    fn = {"Q8_0": deq_q8_0, "Q4_0": deq_q4_0, "Q4_K": deq_q4_k, "Q6_K": deq_q6_k}[name]
+    return fn(blk).astype(F32).reshape(-1)
+
+
+def main(argv):
+    if len(argv) != 4:
+        sys.stderr.write(__doc__)
+        return 2
+    t = argv[1]
+    by_name = {v[0]: k for k, v in TYPES.items()}
+    tid = int(t) if t.isdigit() else by_name.get(t.upper(), -1)
+    if tid not in TYPES:
+        sys.stderr.write(f"quant_ref.py: unsupported type {t!r}\n")
+        return 2
+    with open(argv[2], "rb") as f:
+        data = f.read()
+    try:
+        y = dequantize(tid, data)
+    except ValueError as e:
+        sys.stderr.write(f"quant_ref.py: {e}\n")
+        return 2
+    with open(argv[3], "wb") as f:
+        f.write(y.astype("<f4").tobytes())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
