@@ -13,6 +13,7 @@ int cmd_run(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_log(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_model(int argc, char **argv);
 
 /* Parses a non-negative integer with an optional K/M/G suffix (powers of 1024 for sizes when
  * binary is 1, of 1000 otherwise). Returns 0 or -1. */
@@ -21,6 +22,8 @@ int cli_parse_u64(const char *s, int binary, uint64_t *out);
 /* JSON output: writes s as a JSON string literal. */
 void json_string(FILE *f, const char *s);
 void json_string_n(FILE *f, const char *s, size_t n);
+/* The --json answer of a command that could not do its job: {"command", "status":"error", "error"}. */
+void json_error(const char *command, const char *message);
 
 /* Monotonic seconds. */
 double cli_seconds(void);

@@ -36,13 +36,7 @@ int cmd_replay(int argc, char **argv) {
   int rc = hs_runtime_replay(path, quiet, &res);
   double wall = cli_seconds() - t0;
   if (rc != 0) {
-    if (json) {
-      printf("{\"command\":\"replay\",\"log\":");
-      json_string(stdout, path);
-      printf(",\"status\":\"error\",\"error\":");
-      json_string(stdout, hs_runtime_replay_error());
-      printf("}\n");
-    }
+    if (json) json_error("replay", hs_runtime_replay_error());
     fprintf(stderr, "hswarm replay: %s\n", hs_runtime_replay_error());
     return EXIT_ERROR;
   }

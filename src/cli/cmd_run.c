@@ -133,11 +133,13 @@ int cmd_run(int argc, char **argv) {
   hs_runtime *rt;
   if (hs_runtime_create(&cfg, &rt) != 0) {
     fprintf(stderr, "hswarm run: %s\n", hs_runtime_create_error());
+    if (json) json_error("run", hs_runtime_create_error());
     free(args);
     return EXIT_ERROR;
   }
   if (hs_runtime_spawn_main(rt, script, nargs, args, NULL) != 0) {
     fprintf(stderr, "hswarm run: %s\n", hs_runtime_last_error(rt));
+    if (json) json_error("run", hs_runtime_last_error(rt));
     hs_runtime_destroy(rt);
     free(args);
     return EXIT_ERROR;

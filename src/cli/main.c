@@ -12,6 +12,7 @@ static void usage(FILE *f) {
         "  replay LOG                 re-execute a logged run and check it is identical\n"
         "  log LOG                    print an event log, one record per line\n"
         "  bench runtime              measure the agent runtime (spawn, memory, latency, rates)\n"
+        "  model info -m FILE         describe a GGUF model: shapes, tensor types, memory\n"
         "  version                    print the version\n"
         "\n"
         "Run `hswarm COMMAND --help` for the options of a command.\n",
@@ -28,6 +29,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "replay")) return cmd_replay(argc - 1, argv + 1);
   if (!strcmp(cmd, "log")) return cmd_log(argc - 1, argv + 1);
   if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+  if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
     puts("hswarm 0.1.0");
     return 0;

@@ -51,6 +51,14 @@ void json_string(FILE *f, const char *s) {
   json_string_n(f, s, strlen(s));
 }
 
+void json_error(const char *command, const char *message) {
+  printf("{\"command\":");
+  json_string(stdout, command);
+  printf(",\"status\":\"error\",\"error\":");
+  json_string(stdout, message);
+  printf("}\n");
+}
+
 double cli_seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

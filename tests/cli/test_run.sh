@@ -26,9 +26,13 @@ expect_in err.txt "--seed needs a non-negative number"
 expect_status 2 "$HSWARM" frobnicate
 expect_in err.txt "unknown command 'frobnicate'"
 
-# a missing script: exit 3, the path named
+# a missing script: exit 3, the path named; with --json, one error object
 expect_status 3 "$HSWARM" run nowhere.lua
 expect_in err.txt "cannot read script nowhere.lua"
+expect_status 3 "$HSWARM" run nowhere.lua --json
+expect_json
+[ "$(jq -r .status out.txt)" = error ] || fail "a failed start should say status error"
+jq -r .error out.txt | grep -qF "cannot read script nowhere.lua" || fail "the error should name the script"
 
 # a failing main agent: exit 1, the failure named with agent, file and line
 printf 'function main(ctx)\n  error("kaboom")\nend\n' > bad.lua
