@@ -38,6 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hswarm/quant.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -65,16 +67,8 @@ typedef enum hs_gguf_value_type {
   HS_GGUF_FLOAT64 = 12
 } hs_gguf_value_type;
 
-/* Tensor types (ggml's ids) that this library reads. Block layout: elements, bytes per block. */
-typedef enum hs_gguf_tensor_type {
-  HS_GGUF_TYPE_F32 = 0,   /* 1, 4 */
-  HS_GGUF_TYPE_F16 = 1,   /* 1, 2 */
-  HS_GGUF_TYPE_Q4_0 = 2,  /* 32, 18 */
-  HS_GGUF_TYPE_Q8_0 = 8,  /* 32, 34 */
-  HS_GGUF_TYPE_Q4_K = 12, /* 256, 144 */
-  HS_GGUF_TYPE_Q6_K = 14, /* 256, 210 */
-  HS_GGUF_TYPE_BF16 = 30  /* 1, 2 */
-} hs_gguf_tensor_type;
+/* Tensor types: ggml's ids, one enum for the whole engine (HS_QUANT_*, in hswarm/quant.h, with
+ * their block layouts). */
 
 /* ---- type helpers ---- */
 
@@ -96,7 +90,7 @@ typedef struct hs_gguf_tensor {
   const char *name;                /* NUL-terminated */
   uint32_t n_dims;                 /* 1..HS_GGUF_MAX_DIMS */
   uint64_t ne[HS_GGUF_MAX_DIMS];   /* ne[0] innermost; entries past n_dims are 1 */
-  uint32_t type;                   /* an hs_gguf_tensor_type */
+  uint32_t type;                   /* ggml type id (HS_QUANT_*, hswarm/quant.h) */
   uint64_t n_elements;             /* product of ne; at most INT64_MAX */
   uint64_t offset;                 /* from the start of the data section; multiple of alignment */
   uint64_t size;                   /* bytes: n_elements / block elems * block bytes */

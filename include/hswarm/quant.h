@@ -1,6 +1,6 @@
 /* hswarm/quant.h: tensor data types ("quantization formats") exactly as GGUF and ggml define them.
  *
- * Types are named by ggml's numeric ids (the same ids as enum hs_gguf_tensor_type in gguf.h):
+ * Types are named by ggml's numeric ids; this enum is the one list of tensor types of the engine:
  *
  *   id  name   elements/block  bytes/block
  *    0  F32          1             4

@@ -121,8 +121,8 @@ static int check_tensor(const hs_gguf *g, const char *name, uint32_t n, uint64_t
   if (hs_gguf_type_block_elems(t->type) == 0)
     return hs_set_error(&err, HS_ECORRUPT, "tensor '%s' has unsupported type %s (%u)", name,
                         hs_gguf_type_name(t->type), t->type);
-  if (n == 1 && t->type != HS_GGUF_TYPE_F32 && t->type != HS_GGUF_TYPE_F16 &&
-      t->type != HS_GGUF_TYPE_BF16)
+  if (n == 1 && t->type != HS_QUANT_F32 && t->type != HS_QUANT_F16 &&
+      t->type != HS_QUANT_BF16)
     return hs_set_error(&err, HS_ECORRUPT,
                         "tensor '%s' has type %s; a vector must be f32, f16 or bf16", name,
                         hs_gguf_type_name(t->type));

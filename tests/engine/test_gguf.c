@@ -255,13 +255,13 @@ static const struct {
   uint64_t ne[4];
   size_t size;
 } sample_tensors[] = {
-    {"t.f32", HS_GGUF_TYPE_F32, 2, {8, 3, 1, 1}, 96},     /* 24 * 4 */
-    {"t.f16", HS_GGUF_TYPE_F16, 2, {16, 2, 1, 1}, 64},    /* 32 * 2 */
-    {"t.q4_0", HS_GGUF_TYPE_Q4_0, 2, {64, 2, 1, 1}, 72},  /* 4 blocks * 18 */
-    {"t.q8_0", HS_GGUF_TYPE_Q8_0, 3, {32, 3, 1, 1}, 102}, /* 3 blocks * 34 */
-    {"t.q4_K", HS_GGUF_TYPE_Q4_K, 2, {256, 2, 1, 1}, 288}, /* 2 blocks * 144 */
-    {"t.q6_K", HS_GGUF_TYPE_Q6_K, 1, {512, 1, 1, 1}, 420}, /* 2 blocks * 210 */
-    {"t.bf16", HS_GGUF_TYPE_BF16, 4, {4, 2, 3, 2}, 96},   /* 48 * 2 */
+    {"t.f32", HS_QUANT_F32, 2, {8, 3, 1, 1}, 96},     /* 24 * 4 */
+    {"t.f16", HS_QUANT_F16, 2, {16, 2, 1, 1}, 64},    /* 32 * 2 */
+    {"t.q4_0", HS_QUANT_Q4_0, 2, {64, 2, 1, 1}, 72},  /* 4 blocks * 18 */
+    {"t.q8_0", HS_QUANT_Q8_0, 3, {32, 3, 1, 1}, 102}, /* 3 blocks * 34 */
+    {"t.q4_K", HS_QUANT_Q4_K, 2, {256, 2, 1, 1}, 288}, /* 2 blocks * 144 */
+    {"t.q6_K", HS_QUANT_Q6_K, 1, {512, 1, 1, 1}, 420}, /* 2 blocks * 210 */
+    {"t.bf16", HS_QUANT_BF16, 4, {4, 2, 3, 2}, 96},   /* 48 * 2 */
 };
 #define N_SAMPLE_TENSORS (sizeof sample_tensors / sizeof sample_tensors[0])
 
@@ -302,9 +302,9 @@ static void *small_file(size_t *size) {
   assert_int_equal(hs_gguf_writer_add_arr(w, "n", HS_GGUF_INT32, arr_i32, 3), 0);
   static uint8_t data[64];
   uint64_t ne1[1] = {8}, ne2[2] = {32, 1};
-  assert_int_equal(hs_gguf_writer_add_tensor(w, "w", 1, ne1, HS_GGUF_TYPE_F32, data, 32), 0);
-  assert_int_equal(hs_gguf_writer_add_tensor(w, "q", 2, ne2, HS_GGUF_TYPE_Q8_0, data, 34), 0);
-  assert_int_equal(hs_gguf_writer_add_tensor(w, "h", 1, ne1, HS_GGUF_TYPE_F16, data, 16), 0);
+  assert_int_equal(hs_gguf_writer_add_tensor(w, "w", 1, ne1, HS_QUANT_F32, data, 32), 0);
+  assert_int_equal(hs_gguf_writer_add_tensor(w, "q", 2, ne2, HS_QUANT_Q8_0, data, 34), 0);
+  assert_int_equal(hs_gguf_writer_add_tensor(w, "h", 1, ne1, HS_QUANT_F16, data, 16), 0);
   void *buf;
   assert_int_equal(hs_gguf_writer_write_mem(w, &buf, size), 0);
   hs_gguf_writer_destroy(w);
@@ -314,8 +314,8 @@ static void *small_file(size_t *size) {
 /* ======================================================================================== */
 
 static void test_type_helpers(void **state) {
-  assert_string_equal(hs_gguf_type_name(HS_GGUF_TYPE_Q4_K), "q4_K");
-  assert_string_equal(hs_gguf_type_name(HS_GGUF_TYPE_BF16), "bf16");
+  assert_string_equal(hs_gguf_type_name(HS_QUANT_Q4_K), "q4_K");
+  assert_string_equal(hs_gguf_type_name(HS_QUANT_BF16), "bf16");
   assert_string_equal(hs_gguf_type_name(3), "q4_1");
   assert_string_equal(hs_gguf_type_name(1000), "unknown");
   static const uint32_t ids[] = {0, 1, 2, 8, 12, 14, 30};
@@ -708,19 +708,19 @@ static void test_tensor_layout_errors(void **state) {
   uint64_t ne8[1] = {8}, ne16[1] = {16};
   /* Past the end: needs 32 bytes, 16 present. */
   rb_header(&r, 3, 1, 0);
-  rb_tensor(&r, "w", 1, ne8, HS_GGUF_TYPE_F32, 0);
+  rb_tensor(&r, "w", 1, ne8, HS_QUANT_F32, 0);
   rb_pad(&r, 32);
   rb_zeros(&r, 16);
   expect_err(&r, HS_ETRUNC, "tensor 0 ('w'): data at offset 0 (32 bytes) runs past the end");
   /* Offset past the end entirely. */
   rb_header(&r, 3, 1, 0);
-  rb_tensor(&r, "w", 1, ne8, HS_GGUF_TYPE_F32, (uint64_t)1 << 62);
+  rb_tensor(&r, "w", 1, ne8, HS_QUANT_F32, (uint64_t)1 << 62);
   rb_pad(&r, 32);
   expect_err(&r, HS_ETRUNC, "runs past the end");
   /* Overlap, in file order. */
   rb_header(&r, 3, 2, 0);
-  rb_tensor(&r, "a", 1, ne16, HS_GGUF_TYPE_F32, 0);
-  rb_tensor(&r, "b", 1, ne8, HS_GGUF_TYPE_F32, 32);
+  rb_tensor(&r, "a", 1, ne16, HS_QUANT_F32, 0);
+  rb_tensor(&r, "b", 1, ne8, HS_QUANT_F32, 32);
   rb_pad(&r, 32);
   rb_zeros(&r, 128);
   expect_err(&r, HS_ECORRUPT, "overlap");
@@ -728,21 +728,21 @@ static void test_tensor_layout_errors(void **state) {
   assert_msg_has(hs_gguf_last_error(), "'b'");
   /* Overlap, out of file order (the sorted path). */
   rb_header(&r, 3, 2, 0);
-  rb_tensor(&r, "b", 1, ne8, HS_GGUF_TYPE_F32, 32);
-  rb_tensor(&r, "a", 1, ne16, HS_GGUF_TYPE_F32, 0);
+  rb_tensor(&r, "b", 1, ne8, HS_QUANT_F32, 32);
+  rb_tensor(&r, "a", 1, ne16, HS_QUANT_F32, 0);
   rb_pad(&r, 32);
   rb_zeros(&r, 128);
   expect_err(&r, HS_ECORRUPT, "overlap");
   /* Out of order but disjoint: fine. */
   rb_header(&r, 3, 2, 0);
-  rb_tensor(&r, "b", 1, ne8, HS_GGUF_TYPE_F32, 32);
-  rb_tensor(&r, "a", 1, ne8, HS_GGUF_TYPE_F32, 0);
+  rb_tensor(&r, "b", 1, ne8, HS_QUANT_F32, 32);
+  rb_tensor(&r, "a", 1, ne8, HS_QUANT_F32, 0);
   rb_pad(&r, 32);
   rb_zeros(&r, 64);
   assert_int_equal(try_open(r.b, r.n), 0);
   /* Misaligned offset. */
   rb_header(&r, 3, 1, 0);
-  rb_tensor(&r, "w", 1, ne8, HS_GGUF_TYPE_F32, 4);
+  rb_tensor(&r, "w", 1, ne8, HS_QUANT_F32, 4);
   rb_pad(&r, 32);
   rb_zeros(&r, 64);
   expect_err(&r, HS_ECORRUPT, "tensor 0 ('w'): offset 4 is not a multiple of the alignment 32");
@@ -751,7 +751,7 @@ static void test_tensor_layout_errors(void **state) {
   rb_str(&r, "general.alignment");
   rb_le(&r, HS_GGUF_UINT32, 4);
   rb_le(&r, 64, 4);
-  rb_tensor(&r, "w", 1, ne8, HS_GGUF_TYPE_F32, 32);
+  rb_tensor(&r, "w", 1, ne8, HS_QUANT_F32, 32);
   rb_pad(&r, 64);
   rb_zeros(&r, 128);
   expect_err(&r, HS_ECORRUPT, "not a multiple of the alignment 64");
@@ -768,7 +768,7 @@ static void test_tensor_layout_errors(void **state) {
   expect_err(&r, HS_ECORRUPT, "unsupported tensor type 9999 (unknown)");
   /* ne[0] not a multiple of the block. */
   rb_header(&r, 3, 1, 0);
-  rb_tensor(&r, "q", 1, ne16, HS_GGUF_TYPE_Q8_0, 0);
+  rb_tensor(&r, "q", 1, ne16, HS_QUANT_Q8_0, 0);
   rb_pad(&r, 32);
   rb_zeros(&r, 64);
   expect_err(&r, HS_ECORRUPT, "ne[0] = 16 is not a multiple of the q8_0 block size 32");
@@ -776,7 +776,7 @@ static void test_tensor_layout_errors(void **state) {
   uint64_t ne5[5] = {1, 1, 1, 1, 1};
   for (uint32_t nd = 0; nd <= 5; nd += 5) {
     rb_header(&r, 3, 1, 0);
-    rb_tensor(&r, "w", nd, ne5, HS_GGUF_TYPE_F32, 0);
+    rb_tensor(&r, "w", nd, ne5, HS_QUANT_F32, 0);
     rb_pad(&r, 32);
     rb_zeros(&r, 64);
     char want[64];
@@ -786,30 +786,30 @@ static void test_tensor_layout_errors(void **state) {
   /* Element count overflow, and a dimension above INT64_MAX. */
   uint64_t big[2] = {(uint64_t)1 << 40, (uint64_t)1 << 40};
   rb_header(&r, 3, 1, 0);
-  rb_tensor(&r, "w", 2, big, HS_GGUF_TYPE_F32, 0);
+  rb_tensor(&r, "w", 2, big, HS_QUANT_F32, 0);
   rb_pad(&r, 32);
   expect_err(&r, HS_ECORRUPT, "element count overflows");
   uint64_t huge[1] = {UINT64_MAX};
   rb_header(&r, 3, 1, 0);
-  rb_tensor(&r, "w", 1, huge, HS_GGUF_TYPE_F32, 0);
+  rb_tensor(&r, "w", 1, huge, HS_QUANT_F32, 0);
   rb_pad(&r, 32);
   expect_err(&r, HS_ECORRUPT, "out of range");
   /* F32 of 2^62 elements: the byte size overflows u64. */
   uint64_t many[1] = {(uint64_t)1 << 62};
   rb_header(&r, 3, 1, 0);
-  rb_tensor(&r, "w", 1, many, HS_GGUF_TYPE_F32, 0);
+  rb_tensor(&r, "w", 1, many, HS_QUANT_F32, 0);
   rb_pad(&r, 32);
   expect_err(&r, HS_ECORRUPT, "byte size overflows");
   /* Duplicate tensor names. */
   rb_header(&r, 3, 2, 0);
-  rb_tensor(&r, "w", 1, ne8, HS_GGUF_TYPE_F32, 0);
-  rb_tensor(&r, "w", 1, ne8, HS_GGUF_TYPE_F32, 32);
+  rb_tensor(&r, "w", 1, ne8, HS_QUANT_F32, 0);
+  rb_tensor(&r, "w", 1, ne8, HS_QUANT_F32, 32);
   rb_pad(&r, 32);
   rb_zeros(&r, 64);
   expect_err(&r, HS_ECORRUPT, "duplicate name 'w'");
   /* Padding before the data section cut off. */
   rb_header(&r, 3, 1, 0);
-  rb_tensor(&r, "w", 1, ne8, HS_GGUF_TYPE_F32, 0);
+  rb_tensor(&r, "w", 1, ne8, HS_QUANT_F32, 0);
   expect_err(&r, HS_ETRUNC, "padding to the alignment 32");
   /* No tensors and no padding: accepted (vocabulary-only files). */
   rb_header(&r, 3, 0, 1);
@@ -972,16 +972,16 @@ static void test_writer_errors(void **state) {
   assert_int_equal(hs_gguf_writer_add_arr(w, "a", HS_GGUF_ARRAY, arr_u8, 1), HS_EINVAL);
   static uint8_t data[64];
   uint64_t ne[2] = {8, 2};
-  assert_int_equal(hs_gguf_writer_add_tensor(w, "t", 2, ne, HS_GGUF_TYPE_F32, data, 60),
+  assert_int_equal(hs_gguf_writer_add_tensor(w, "t", 2, ne, HS_QUANT_F32, data, 60),
                    HS_EINVAL);
   assert_msg_has(hs_gguf_writer_last_error(), "takes 64");
   assert_int_equal(hs_gguf_writer_add_tensor(w, "t", 2, ne, 3, data, 64), HS_EINVAL);
-  assert_int_equal(hs_gguf_writer_add_tensor(w, "t", 0, ne, HS_GGUF_TYPE_F32, data, 64),
+  assert_int_equal(hs_gguf_writer_add_tensor(w, "t", 0, ne, HS_QUANT_F32, data, 64),
                    HS_EINVAL);
-  assert_int_equal(hs_gguf_writer_add_tensor(w, "t", 2, ne, HS_GGUF_TYPE_Q8_0, data, 64),
+  assert_int_equal(hs_gguf_writer_add_tensor(w, "t", 2, ne, HS_QUANT_Q8_0, data, 64),
                    HS_EINVAL);
-  assert_int_equal(hs_gguf_writer_add_tensor(w, "t", 2, ne, HS_GGUF_TYPE_F32, data, 64), 0);
-  assert_int_equal(hs_gguf_writer_add_tensor(w, "t", 2, ne, HS_GGUF_TYPE_F32, data, 64),
+  assert_int_equal(hs_gguf_writer_add_tensor(w, "t", 2, ne, HS_QUANT_F32, data, 64), 0);
+  assert_int_equal(hs_gguf_writer_add_tensor(w, "t", 2, ne, HS_QUANT_F32, data, 64),
                    HS_EINVAL);
   assert_msg_has(hs_gguf_writer_last_error(), "duplicate tensor name 't'");
   /* set_alignment twice: the second replaces the first, one key. */
@@ -1053,7 +1053,7 @@ static void test_out_of_memory_writer(void **state) {
       if (!rc) rc = hs_gguf_writer_add_arr(w, "f64s", HS_GGUF_FLOAT64, arr_f64, 3);
       static uint8_t data[32];
       uint64_t ne[1] = {8};
-      if (!rc) rc = hs_gguf_writer_add_tensor(w, "t", 1, ne, HS_GGUF_TYPE_F32, data, 32);
+      if (!rc) rc = hs_gguf_writer_add_tensor(w, "t", 1, ne, HS_QUANT_F32, data, 32);
       if (!rc) rc = hs_gguf_writer_write_mem(w, &buf, &size);
     }
     hs_alloc_fail_after(0);

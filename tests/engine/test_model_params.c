@@ -63,7 +63,7 @@ typedef struct spec {
 
 static spec base_spec(const char *arch) {
   spec s = {.arch = arch, .n_embd = 64, .n_head = 4, .n_head_kv = 2, .n_ff = 128, .n_layer = 2,
-            .n_vocab = 100, .output = true, .mat_type = HS_GGUF_TYPE_F32};
+            .n_vocab = 100, .output = true, .mat_type = HS_QUANT_F32};
   return s;
 }
 
@@ -136,10 +136,10 @@ static hs_gguf_writer *build(const spec *s) {
   }
   const uint64_t e = s->n_embd, hd = s->n_embd / s->n_head;
   const uint64_t kv = (s->n_head_kv ? s->n_head_kv : s->n_head) * hd, ff = s->n_ff;
-  const uint32_t F32 = HS_GGUF_TYPE_F32, m = s->mat_type;
-  add_tensor(w, s, "token_embd.weight", e, s->n_vocab, HS_GGUF_TYPE_F16);
+  const uint32_t F32 = HS_QUANT_F32, m = s->mat_type;
+  add_tensor(w, s, "token_embd.weight", e, s->n_vocab, HS_QUANT_F16);
   add_tensor(w, s, "output_norm.weight", e, 0, F32);
-  if (s->output) add_tensor(w, s, "output.weight", e, s->n_vocab, HS_GGUF_TYPE_F16);
+  if (s->output) add_tensor(w, s, "output.weight", e, s->n_vocab, HS_QUANT_F16);
   for (uint32_t i = 0; i < s->n_layer; i++) {
     char n[64];
 #define T(suffix, ne0, ne1, type)                                                                  \
@@ -273,7 +273,7 @@ static void test_qwen2(void **state) {
 static void test_quantized_matrices(void **state) {
   (void)state;
   spec s = base_spec("llama");
-  s.mat_type = HS_GGUF_TYPE_Q8_0;
+  s.mat_type = HS_QUANT_Q8_0;
   hs_model_params p;
   assert_int_equal(read_spec(&s, &p), 0);
   /* Q8_0: 34 bytes per 32 elements. */
@@ -428,7 +428,7 @@ static void test_cli(void **state) {
   spec s = base_spec("llama");
   s.rope_type = "llama3";
   s.llama3_keys = true;
-  s.mat_type = HS_GGUF_TYPE_Q8_0;
+  s.mat_type = HS_QUANT_Q8_0;
   write_spec(&s, "llama.gguf");
 
   snprintf(args, sizeof args, "model info -m '%s/llama.gguf'", tmpdir);
