@@ -387,6 +387,17 @@ int hs_arena_alloc(hs_arena *a, size_t size, hs_handle *out_handle, void **out_p
   return HS_OK;
 }
 
+/* The bytes of a live blob, for hs_arena_read and hs_arena_write_ptr. */
+static int give_bytes(hs_slot *s, hs_handle h, void **out_ptr, size_t *out_len) {
+  unsigned char *p = NULL;
+  size_t n = 0;
+  int rc = load_bytes(s, h, &p, &n);
+  if (rc) return rc;
+  *out_ptr = p;
+  if (out_len) *out_len = n;
+  return HS_OK;
+}
+
 int hs_arena_write_ptr(hs_arena *a, hs_handle h, void **out_ptr, size_t *out_len) {
   if (!a || !out_ptr) return hs_set_error(&err, HS_EINVAL, "arena: arena or out_ptr is NULL");
   hs_slot *s;
@@ -396,13 +407,7 @@ int hs_arena_write_ptr(hs_arena *a, hs_handle h, void **out_ptr, size_t *out_len
   if (state_published(state))
     return hs_set_error(&err, HS_EPERM, "arena: blob 0x%016llx is published, hence read-only",
                         (unsigned long long)h);
-  unsigned char *p = NULL;
-  size_t n = 0;
-  rc = load_bytes(s, h, &p, &n);
-  if (rc) return rc;
-  *out_ptr = p;
-  if (out_len) *out_len = n;
-  return HS_OK;
+  return give_bytes(s, h, out_ptr, out_len);
 }
 
 int hs_arena_publish(hs_arena *a, hs_handle h) {
@@ -449,13 +454,10 @@ int hs_arena_read(hs_arena *a, hs_handle h, const void **out_ptr, size_t *out_le
   if (!state_published(state))
     return hs_set_error(&err, HS_EBUSY, "arena: blob 0x%016llx is not yet published",
                         (unsigned long long)h);
-  unsigned char *p = NULL;
-  size_t n = 0;
-  rc = load_bytes(s, h, &p, &n);
-  if (rc) return rc;
-  *out_ptr = p;
-  if (out_len) *out_len = n;
-  return HS_OK;
+  void *p = NULL;
+  rc = give_bytes(s, h, &p, out_len);
+  if (rc == HS_OK) *out_ptr = p;
+  return rc;
 }
 
 int hs_arena_retain(hs_arena *a, hs_handle h) {

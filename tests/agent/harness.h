@@ -48,6 +48,19 @@ typedef struct outcome {
   size_t nfailures;
 } outcome;
 
+/* Runs a runtime whose main agent is spawned and collects what happened (rt stays alive). */
+static inline outcome run_outcome(hs_runtime *rt) {
+  outcome o;
+  memset(&o, 0, sizeof o);
+  o.rc = hs_runtime_run(rt);
+  hs_runtime_get_stats(rt, &o.stats);
+  o.result_len = hs_runtime_main_result(rt, o.result, sizeof o.result);
+  const char *f[8];
+  o.nfailures = hs_runtime_failures(rt, f, 8);
+  for (size_t i = 0; i < o.nfailures; i++) snprintf(o.failures[i], sizeof o.failures[i], "%s", f[i]);
+  return o;
+}
+
 /* Runs src as the main script with cfg (NULL: defaults, quiet) and the given args. */
 static inline outcome run_cfg(const char *src, const hs_runtime_config *cfg_in, int argc,
                        const char *const *argv) {
@@ -64,14 +77,7 @@ static inline outcome run_cfg(const char *src, const hs_runtime_config *cfg_in, 
   int rc = hs_runtime_spawn_main(rt, path, argc, argv, NULL);
   if (rc) fprintf(stderr, "spawn_main: %s\n", hs_runtime_last_error(rt));
   assert_int_equal(rc, 0);
-  outcome o;
-  memset(&o, 0, sizeof o);
-  o.rc = hs_runtime_run(rt);
-  hs_runtime_get_stats(rt, &o.stats);
-  o.result_len = hs_runtime_main_result(rt, o.result, sizeof o.result);
-  const char *f[8];
-  o.nfailures = hs_runtime_failures(rt, f, 8);
-  for (size_t i = 0; i < o.nfailures; i++) snprintf(o.failures[i], sizeof o.failures[i], "%s", f[i]);
+  outcome o = run_outcome(rt);
   hs_runtime_destroy(rt);
   return o;
 }

@@ -41,16 +41,8 @@ static outcome run_guarded(const char *src, int *was_stopped) {
   watchdog w = {.rt = rt, .delay = 2.0, .stop_first = 1};
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, watchdog_main, &w), 0);
-  outcome o;
-  memset(&o, 0, sizeof o);
-  o.rc = hs_runtime_run(rt);
+  outcome o = run_outcome(rt);
   *was_stopped = hs_runtime_was_stopped(rt);
-  hs_runtime_get_stats(rt, &o.stats);
-  o.result_len = hs_runtime_main_result(rt, o.result, sizeof o.result);
-  const char *f[8];
-  o.nfailures = hs_runtime_failures(rt, f, 8);
-  for (size_t i = 0; i < o.nfailures; i++)
-    snprintf(o.failures[i], sizeof o.failures[i], "%s", f[i]);
   pthread_join(th, NULL);
   hs_runtime_destroy(rt);
   return o;

@@ -35,15 +35,7 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) {
   (void)state;
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  int rc = system(cmd);
-  hs_alloc_set_hooks(NULL);
-  return rc == 0 ? 0 : -1;
-}
-
-static void assert_msg_has(const char *msg, const char *part) {
-  if (!strstr(msg, part)) fail_msg("message \"%s\" lacks \"%s\"", msg, part);
+  return remove_tmpdir_and_hooks();
 }
 
 /* ---- building model files ---- */

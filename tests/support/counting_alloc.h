@@ -1,11 +1,13 @@
 /* counting_alloc.h: allocation hooks that count live blocks, for tests that prove every
- * allocation of a module is returned (without relying on a leak checker), and a temporary
- * directory per test program. Header-only; each test program includes it once. */
+ * allocation of a module is returned (without relying on a leak checker), a temporary directory
+ * per test program, and a check on error messages. Header-only; include it after cmocka.h, once
+ * per test program. */
 #ifndef HS_TEST_COUNTING_ALLOC_H
 #define HS_TEST_COUNTING_ALLOC_H
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "hswarm/alloc.h"
 
@@ -42,5 +44,21 @@ static inline int make_tmpdir(const char *prefix) {
 static inline void tmp_path(char *buf, size_t size, const char *name) {
   snprintf(buf, size, "%s/%s", tmpdir, name);
 }
+
+/* Removes the temporary directory and restores the C library's allocator. 0 or -1. */
+static inline int remove_tmpdir_and_hooks(void) {
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+  int rc = system(cmd);
+  hs_alloc_set_hooks(NULL);
+  return rc == 0 ? 0 : -1;
+}
+
+/* Fails the test unless an error message contains part. */
+#define assert_msg_has(msg, part)                                                              \
+  do {                                                                                         \
+    const char *m_ = (msg), *p_ = (part);                                                      \
+    if (!strstr(m_, p_)) fail_msg("message \"%s\" lacks \"%s\"", m_, p_);                      \
+  } while (0)
 
 #endif
