@@ -10,7 +10,8 @@ PACKAGES=(
   libcmocka-dev
   clang libclang-rt-14-dev
   jq
-  python3 python3-numpy
+  python3 python3-numpy python3-regex python3-torch libopenblas0-pthread
+  libpcre2-dev libjansson-dev
 )
 
 missing=()
