@@ -1,16 +1,28 @@
 /* cmd_model.c: `hswarm model info -m FILE [--json]`: what a GGUF model file holds, as the engine
  * reads it: architecture, shapes, rope settings, vocabulary size, a histogram of tensor types,
  * parameter count, weight memory and KV-cache cost. The file is checked exactly as loading it
- * would check it (hs_model_params_read), so `model info` is also a quick validity test. */
+ * would check it (hs_model_params_read), so `model info` is also a quick validity test.
+ *
+ * `hswarm model synth`: writes a synthetic model file with random weights (hswarm/synth.h), from
+ * a preset or from explicit shapes, for tests and benchmarks. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "hswarm/error.h"
 #include "hswarm/gguf.h"
 #include "hswarm/model.h"
+#include "hswarm/synth.h"
 
-#define USAGE "usage: hswarm model info -m FILE [--json]\n"
+#define USAGE                                                                                  \
+  "usage: hswarm model info -m FILE [--json]\n"                                                \
+  "       hswarm model synth (--preset NAME | --arch llama|qwen2 --dim N --layers N --heads N\n" \
+  "                          [--kv-heads N] --ffn N --vocab N) [--ctx N] [--rope-base F]\n"     \
+  "                          [--rope-scaling none|llama3] [--tied] [--type T] [--seed N]\n"     \
+  "                          -o FILE [--json]\n"
 
 /* Tensor types in the histogram: ggml ids are below 64. */
 #define MAX_TYPE 64
@@ -157,8 +169,167 @@ static int model_info(int argc, char **argv) {
   return 0;
 }
 
+/* ---- model synth ---- */
+
+#define SYNTH_HELP                                                                             \
+  "\nWrites a GGUF model with random weights (deterministic from the seed) for tests and\n"    \
+  "benchmarks. Options given after or without --preset set or override its fields.\n"         \
+  "  --preset NAME           bench-250m, llama3-8b, tiny-llama, tiny-llama3, tiny-qwen2,\n"     \
+  "                          small-llama3, small-qwen2\n"                                       \
+  "  --arch llama|qwen2      architecture (default llama)\n"                                   \
+  "  --dim N                 embedding length\n"                                               \
+  "  --layers N              blocks\n"                                                         \
+  "  --heads N               attention heads\n"                                                \
+  "  --kv-heads N            key/value heads (default: --heads)\n"                             \
+  "  --ffn N                 feed-forward length\n"                                            \
+  "  --vocab N               vocabulary size (at least 258)\n"                                 \
+  "  --ctx N                 training context length (default 4096)\n"                         \
+  "  --rope-base F           rope frequency base (default 10000, 500000 with llama3 scaling)\n"\
+  "  --rope-scaling T        none or llama3 (Llama 3.1's factors: 8, 1, 4, 8192)\n"            \
+  "  --tied                  no output.weight: the output reuses the token embeddings\n"       \
+  "  --type T                f32, f16, bf16, q8_0, q4_0, q4_k, q4_k_m, q6_k (default q8_0)\n"  \
+  "  --seed N                weight seed (default 0)\n"                                        \
+  "  -o, --output FILE       the file to write\n"                                              \
+  "  --json                  print one JSON object (fields in docs/json.md)\n"
+
+static int parse_u32_arg(const char *opt, const char *v, uint32_t *out) {
+  uint64_t x;
+  if (cli_parse_u64(v, 0, &x) != 0 || x == 0 || x > UINT32_MAX) {
+    fprintf(stderr, "hswarm model synth: %s needs a positive integer, got '%s'\n", opt, v);
+    return -1;
+  }
+  *out = (uint32_t)x;
+  return 0;
+}
+
+static void synth_json(const char *path, const char *preset, const hs_synth_spec *s,
+                       const hs_synth_info *info, double seconds) {
+  printf("{\"command\":\"model synth\",\"status\":\"ok\",\"file\":");
+  json_string(stdout, path);
+  printf(",\"preset\":");
+  json_string(stdout, preset);
+  printf(",\"architecture\":\"%s\",\"n_embd\":%u,\"n_layer\":%u,\"n_head\":%u,\"n_head_kv\":%u,"
+         "\"n_ff\":%u,\"n_vocab\":%u,\"n_ctx_train\":%u,\"rope_freq_base\":%.9g,"
+         "\"rope_scaling\":\"%s\",\"tied_embeddings\":%s,\"type\":\"%s\",\"seed\":%" PRIu64
+         ",\"n_params\":%" PRIu64 ",\"file_bytes\":%" PRIu64 ",\"n_tensors\":%u,"
+         "\"n_fallback\":%u,\"seconds\":%.3f}\n",
+         s->arch == HS_MODEL_ARCH_QWEN2 ? "qwen2" : "llama", s->n_embd, s->n_layer, s->n_head,
+         s->n_head_kv, s->n_ff, s->n_vocab, s->n_ctx_train, (double)s->rope_freq_base,
+         s->rope_llama3 ? "llama3" : "none", s->tied ? "true" : "false",
+         hs_synth_type_name(s->type), s->seed, info->n_params, info->file_bytes, info->n_tensors,
+         info->n_fallback, seconds);
+}
+
+static int model_synth(int argc, char **argv) {
+  hs_synth_spec s;
+  memset(&s, 0, sizeof s);
+  s.arch = HS_MODEL_ARCH_LLAMA;
+  s.n_ctx_train = 4096;
+  s.rms_norm_eps = 1e-5f;
+  s.type = HS_SYNTH_Q8_0;
+  const char *path = NULL, *preset = NULL;
+  int json = 0, base_given = 0;
+#define FAIL_USAGE(...)                                                                        \
+  do {                                                                                         \
+    fprintf(stderr, "hswarm model synth: " __VA_ARGS__);                                       \
+    fputs(USAGE, stderr);                                                                      \
+    if (json) json_error("model synth", "bad command line");                                   \
+    return EXIT_USAGE;                                                                         \
+  } while (0)
+  /* --json first, so that usage errors also answer in JSON */
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--json")) json = 1;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--json")) continue;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      fputs(USAGE SYNTH_HELP, stdout);
+      return 0;
+    }
+    if (!strcmp(a, "--tied")) {
+      s.tied = true;
+      continue;
+    }
+    if (i + 1 >= argc) FAIL_USAGE("%s needs a value (or is unknown)\n", a);
+    const char *v = argv[++i];
+    if (!strcmp(a, "--preset")) {
+      if (hs_synth_preset(v, &s) != 0) FAIL_USAGE("%s\n", hs_synth_last_error());
+      preset = v;
+    } else if (!strcmp(a, "--arch")) {
+      if (!strcmp(v, "llama")) s.arch = HS_MODEL_ARCH_LLAMA;
+      else if (!strcmp(v, "qwen2")) s.arch = HS_MODEL_ARCH_QWEN2;
+      else FAIL_USAGE("unknown architecture '%s' (llama or qwen2)\n", v);
+    } else if (!strcmp(a, "--dim")) {
+      if (parse_u32_arg(a, v, &s.n_embd)) FAIL_USAGE("bad value\n");
+    } else if (!strcmp(a, "--layers")) {
+      if (parse_u32_arg(a, v, &s.n_layer)) FAIL_USAGE("bad value\n");
+    } else if (!strcmp(a, "--heads")) {
+      if (parse_u32_arg(a, v, &s.n_head)) FAIL_USAGE("bad value\n");
+    } else if (!strcmp(a, "--kv-heads")) {
+      if (parse_u32_arg(a, v, &s.n_head_kv)) FAIL_USAGE("bad value\n");
+    } else if (!strcmp(a, "--ffn")) {
+      if (parse_u32_arg(a, v, &s.n_ff)) FAIL_USAGE("bad value\n");
+    } else if (!strcmp(a, "--vocab")) {
+      if (parse_u32_arg(a, v, &s.n_vocab)) FAIL_USAGE("bad value\n");
+    } else if (!strcmp(a, "--ctx")) {
+      if (parse_u32_arg(a, v, &s.n_ctx_train)) FAIL_USAGE("bad value\n");
+    } else if (!strcmp(a, "--rope-base")) {
+      char *end;
+      errno = 0;
+      double d = strtod(v, &end);
+      if (end == v || *end || errno || !(d > 0) || d > 1e30)
+        FAIL_USAGE("--rope-base needs a positive number, got '%s'\n", v);
+      s.rope_freq_base = (float)d;
+      base_given = 1;
+    } else if (!strcmp(a, "--rope-scaling")) {
+      if (!strcmp(v, "llama3")) s.rope_llama3 = true;
+      else if (!strcmp(v, "none")) s.rope_llama3 = false;
+      else FAIL_USAGE("unknown rope scaling '%s' (none or llama3)\n", v);
+    } else if (!strcmp(a, "--type")) {
+      if (hs_synth_type_parse(v, &s.type) != 0) FAIL_USAGE("%s\n", hs_synth_last_error());
+    } else if (!strcmp(a, "--seed")) {
+      uint64_t seed;
+      if (cli_parse_u64(v, 0, &seed) != 0) FAIL_USAGE("--seed needs an integer, got '%s'\n", v);
+      s.seed = seed;
+    } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+      path = v;
+    } else {
+      FAIL_USAGE("unknown argument '%s'\n", a);
+    }
+  }
+  if (!path) FAIL_USAGE("missing -o FILE\n");
+  if (!preset) {
+    if (!s.n_embd || !s.n_layer || !s.n_head || !s.n_ff || !s.n_vocab)
+      FAIL_USAGE("without --preset, --dim, --layers, --heads, --ffn and --vocab are needed\n");
+    if (!s.n_head_kv) s.n_head_kv = s.n_head;
+    if (!base_given) s.rope_freq_base = s.rope_llama3 ? 500000.0f : 10000.0f;
+  }
+#undef FAIL_USAGE
+  double t0 = cli_seconds();
+  hs_synth_info info;
+  int rc = hs_synth_write(&s, path, &info);
+  if (rc != 0) {
+    fprintf(stderr, "hswarm model synth: %s\n", hs_synth_last_error());
+    if (json) json_error("model synth", hs_synth_last_error());
+    return rc == HS_EINVAL ? EXIT_USAGE : EXIT_ERROR;
+  }
+  double dt = cli_seconds() - t0;
+  if (json) {
+    synth_json(path, preset, &s, &info, dt);
+  } else {
+    fprintf(stderr,
+            "wrote %s: %s, %u layers, n_embd %u, %u heads (%u kv), n_ff %u, vocab %u, %s, "
+            "%.2f M parameters, %" PRIu64 " bytes in %.2f s\n",
+            path, s.arch == HS_MODEL_ARCH_QWEN2 ? "qwen2" : "llama", s.n_layer, s.n_embd,
+            s.n_head, s.n_head_kv, s.n_ff, s.n_vocab, hs_synth_type_name(s.type),
+            (double)info.n_params / 1e6, info.file_bytes, dt);
+  }
+  return 0;
+}
+
 int cmd_model(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "info")) return model_info(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "synth")) return model_synth(argc - 1, argv + 1);
   if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
     fputs(USAGE, stdout);
     return 0;

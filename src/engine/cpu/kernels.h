@@ -70,4 +70,7 @@ int hs_cpu_matmul_isa(hs_cpu_isa isa, hs_threadpool *tp, hs_cpu_scratch *scratch
                       const void *W, size_t n_rows, size_t n_cols, const float *x, size_t n_tok,
                       float *y, size_t ldy);
 
+/* A message with detail about the last error of hs_cpu_matmul* on this thread. Static per thread. */
+const char *hs_cpu_last_error(void);
+
 #endif

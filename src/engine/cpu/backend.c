@@ -1,0 +1,236 @@
+/* backend.c: the CPU kernels' entry point: instruction-set choice, argument checks, activation
+ * quantization, and splitting a matrix product over the thread pool (see cpu/kernels.h).
+ *
+ * The ISA is decided once per process (the best the CPU supports, or HS_CPU_ISA=ref|avx2|avx512
+ * when that one is supported), so every product of a run reduces its dot products the same way.
+ *
+ * One call goes:
+ *   1. check the arguments and find the kernel of (ISA, type) in the per-type tables (types.h);
+ *   2. size the scratch: the quantized activations (one row per token, in the format the kernel
+ *      reads) followed by one private area per worker for packed weight panels; grow it if needed
+ *      (it is reused across calls, so steady state does not allocate);
+ *   3. quantize the activations once, on the pool when there are many of them;
+ *   4. split the rows into tasks of whole register tiles and run them on the pool. Each task
+ *      computes its rows for every token, so each output element is computed by exactly one
+ *      kernel invocation whose arithmetic does not depend on the split (batch invariance is the
+ *      kernels' job; the split only decides who computes what).
+ *
+ * Tasks are contiguous row ranges, about four per thread: contiguous so that matrix-vector
+ * products stream each thread's weights linearly, several per thread so that a thread slowed by
+ * another process on its core does not hold the join back.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/last_error.h"
+#include "engine/cpu/types.h"
+#include "hswarm/alloc.h"
+#include "hswarm/error.h"
+#include "hswarm/quant.h"
+
+static _Thread_local hs_errbuf err;
+
+const char *hs_cpu_last_error(void) { return err.msg; }
+
+/* ---- instruction sets ---- */
+
+static int detect(hs_cpu_isa isa) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  switch (isa) {
+  case HS_CPU_ISA_REF: return 1;
+  case HS_CPU_ISA_AVX2:
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+  case HS_CPU_ISA_AVX512:
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx2") &&
+           __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  default: return 0;
+  }
+#else
+  return isa == HS_CPU_ISA_REF;
+#endif
+}
+
+static pthread_once_t isa_once = PTHREAD_ONCE_INIT;
+static int isa_ok[3];
+static hs_cpu_isa isa_chosen;
+
+static void isa_init(void) {
+  for (int i = 0; i < 3; i++) isa_ok[i] = detect((hs_cpu_isa)i);
+  isa_chosen = isa_ok[HS_CPU_ISA_AVX512] ? HS_CPU_ISA_AVX512
+               : isa_ok[HS_CPU_ISA_AVX2] ? HS_CPU_ISA_AVX2
+                                          : HS_CPU_ISA_REF;
+  const char *env = getenv("HS_CPU_ISA");
+  if (env) {
+    for (int i = 0; i < 3; i++)
+      if (strcmp(env, hs_cpu_isa_name((hs_cpu_isa)i)) == 0 && isa_ok[i]) isa_chosen = (hs_cpu_isa)i;
+  }
+}
+
+int hs_cpu_isa_supported(hs_cpu_isa isa) {
+  if ((unsigned)isa > HS_CPU_ISA_AVX512) return 0;
+  pthread_once(&isa_once, isa_init);
+  return isa_ok[isa];
+}
+
+hs_cpu_isa hs_cpu_isa_active(void) {
+  pthread_once(&isa_once, isa_init);
+  return isa_chosen;
+}
+
+const char *hs_cpu_isa_name(hs_cpu_isa isa) {
+  switch (isa) {
+  case HS_CPU_ISA_REF: return "ref";
+  case HS_CPU_ISA_AVX2: return "avx2";
+  case HS_CPU_ISA_AVX512: return "avx512";
+  default: return "?";
+  }
+}
+
+/* ---- scratch ---- */
+
+void hs_cpu_scratch_free(hs_cpu_scratch *s) {
+  if (!s) return;
+  hs_free(s->data);
+  s->data = NULL;
+  s->size = 0;
+}
+
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* ---- kernel lookup ---- */
+
+static const hs_cpu_kernel *kernel_for(hs_cpu_isa isa, int type) {
+  switch (type) {
+  case HS_QUANT_F32: return hs_cpu_kernel_f32(isa);
+  case HS_QUANT_F16: return hs_cpu_kernel_f16(isa);
+  case HS_QUANT_BF16: return hs_cpu_kernel_bf16(isa);
+  case HS_QUANT_Q8_0: return hs_cpu_kernel_q8_0(isa);
+  case HS_QUANT_Q4_0: return hs_cpu_kernel_q4_0(isa);
+  case HS_QUANT_Q4_K: return hs_cpu_kernel_q4_k(isa);
+  case HS_QUANT_Q6_K: return hs_cpu_kernel_q6_k(isa);
+  default: return NULL;
+  }
+}
+
+int hs_cpu_matmul_supported(int type, size_t n_cols) {
+  if (!kernel_for(HS_CPU_ISA_REF, type)) return 0;
+  size_t be = hs_quant_block_elems(type);
+  return n_cols > 0 && be > 0 && n_cols % be == 0;
+}
+
+/* ---- the parallel pieces ---- */
+
+typedef struct act_ctx {
+  hs_cpu_isa isa;
+  const hs_cpu_act_spec *spec;
+  const float *x;
+  size_t n_cols, n_tok, per_task;
+  uint8_t *act;
+} act_ctx;
+
+static void act_task(void *vctx, size_t task, unsigned worker) {
+  (void)worker;
+  act_ctx *c = vctx;
+  size_t t0 = task * c->per_task, t1 = t0 + c->per_task;
+  if (t1 > c->n_tok) t1 = c->n_tok;
+  hs_cpu_act_quantize(c->isa, c->spec, c->x, c->n_cols, t0, t1, c->act);
+}
+
+typedef struct rows_ctx {
+  const hs_cpu_job *job;
+  size_t n_units, n_tasks; /* units: row tiles */
+  unsigned tile;
+  uint8_t *scratch;
+  size_t scratch_stride;
+} rows_ctx;
+
+static void rows_task(void *vctx, size_t task, unsigned worker) {
+  rows_ctx *c = vctx;
+  size_t u0 = c->n_units * task / c->n_tasks, u1 = c->n_units * (task + 1) / c->n_tasks;
+  size_t r0 = u0 * c->tile, r1 = u1 * c->tile;
+  if (r1 > c->job->n_rows) r1 = c->job->n_rows;
+  if (r0 >= r1) return;
+  c->job->k->rows(c->job, r0, r1, c->scratch ? c->scratch + worker * c->scratch_stride : NULL);
+}
+
+/* Activations of at least this many elements are quantized on the pool. */
+#define PARALLEL_ACT_ELEMS 16384
+
+int hs_cpu_matmul_isa(hs_cpu_isa isa, hs_threadpool *tp, hs_cpu_scratch *scratch, int type,
+                      const void *W, size_t n_rows, size_t n_cols, const float *x, size_t n_tok,
+                      float *y, size_t ldy) {
+  if (!hs_cpu_isa_supported(isa))
+    return hs_set_error(&err, HS_EINVAL, "instruction set %d not supported here", (int)isa);
+  const hs_cpu_kernel *k = kernel_for(isa, type);
+  if (!k) return hs_set_error(&err, HS_EINVAL, "tensor type %d has no CPU kernel", type);
+  size_t be = hs_quant_block_elems(type);
+  if (n_cols == 0 || n_cols % be != 0)
+    return hs_set_error(&err, HS_EINVAL, "n_cols %zu is not a positive multiple of %zu", n_cols, be);
+  if (n_rows == 0 || n_tok == 0) return 0;
+  if (!W || !x || !y) return hs_set_error(&err, HS_EINVAL, "NULL matrix pointer");
+  if (ldy < n_rows) return hs_set_error(&err, HS_EINVAL, "ldy %zu < n_rows %zu", ldy, n_rows);
+  if (n_tok > SIZE_MAX / n_cols || n_rows > SIZE_MAX / n_cols)
+    return hs_set_error(&err, HS_EINVAL, "matrix too large");
+
+  unsigned nw = hs_threadpool_size(tp);
+  size_t act_row = hs_cpu_act_row_bytes(&k->act, n_cols);
+  if (act_row && n_tok > (SIZE_MAX / 4) / act_row)
+    return hs_set_error(&err, HS_EINVAL, "activations too large");
+  size_t act_bytes = round64(act_row * n_tok);
+  size_t panel = round64(k->panel_bytes(n_cols, n_tok));
+  if (panel && nw > (SIZE_MAX / 4) / panel) return hs_set_error(&err, HS_EINVAL, "panel too large");
+  size_t need = act_bytes + panel * nw;
+
+  hs_cpu_scratch local = {NULL, 0};
+  hs_cpu_scratch *s = scratch ? scratch : &local;
+  uint8_t *base = NULL;
+  if (need > 0) {
+    if (s->size < need + 64) {
+      void *p = hs_malloc(need + 64);
+      if (!p) return hs_set_error(&err, HS_ENOMEM, "no memory for %zu bytes of kernel scratch", need);
+      hs_free(s->data);
+      s->data = p;
+      s->size = need + 64;
+    }
+    base = (uint8_t *)(((uintptr_t)s->data + 63) & ~(uintptr_t)63);
+  }
+
+  hs_cpu_job job = {.k = k, .W = W, .row_bytes = hs_quant_row_bytes(type, n_cols),
+                    .n_rows = n_rows, .n_cols = n_cols, .x = x, .act = base,
+                    .act_stride = act_row, .n_tok = n_tok, .y = y, .ldy = ldy};
+
+  if (act_row) {
+    act_ctx ac = {isa, &k->act, x, n_cols, n_tok, n_tok, base};
+    if (nw > 1 && n_tok > 1 && n_tok * n_cols >= PARALLEL_ACT_ELEMS) {
+      size_t n_tasks = n_tok < (size_t)nw * 4 ? n_tok : (size_t)nw * 4;
+      ac.per_task = (n_tok + n_tasks - 1) / n_tasks;
+      hs_threadpool_run(tp, act_task, &ac, (n_tok + ac.per_task - 1) / ac.per_task);
+    } else {
+      hs_cpu_act_quantize(isa, &k->act, x, n_cols, 0, n_tok, base);
+    }
+  }
+
+  rows_ctx rc = {.job = &job, .tile = k->row_tile ? k->row_tile : 1,
+                 .scratch = panel ? base + act_bytes : NULL, .scratch_stride = panel};
+  rc.n_units = (n_rows + rc.tile - 1) / rc.tile;
+  size_t want = nw == 1 ? 1 : (size_t)nw * 4;
+  rc.n_tasks = rc.n_units < want ? rc.n_units : want;
+  hs_threadpool_run(tp, rows_task, &rc, rc.n_tasks);
+
+  if (s == &local) hs_cpu_scratch_free(&local);
+  return 0;
+}
+
+int hs_cpu_matmul(hs_threadpool *tp, hs_cpu_scratch *scratch, int type, const void *W,
+                  size_t n_rows, size_t n_cols, const float *x, size_t n_tok, float *y,
+                  size_t ldy) {
+  hs_cpu_isa isa = hs_cpu_isa_active();
+  if (!kernel_for(isa, type)) isa = HS_CPU_ISA_REF; /* every type has a reference kernel */
+  return hs_cpu_matmul_isa(isa, tp, scratch, type, W, n_rows, n_cols, x, n_tok, y, ldy);
+}

@@ -1,0 +1,66 @@
+/* matmul_f32.c: y = W x for F32 weights (see cpu/kernels.h), f32 products, f32 accumulation.
+ *
+ * Reference: one running f32 sum per output, elements in order.
+ * AVX-512 and AVX2: 16 lanes per pair, element k in lane k mod 16, reduced by hs_cpu_sum16
+ * (float_kernel.h); a 4 x 5 register tile (rows x tokens) on AVX-512, 2 x 2 on AVX2.
+ */
+#include <string.h>
+
+#include "engine/cpu/float_kernel.h"
+#include "engine/cpu/types.h"
+#include "hswarm/quant.h"
+
+static size_t panel_none(size_t n_cols, size_t n_tok) {
+  (void)n_cols;
+  (void)n_tok;
+  return 0;
+}
+
+/* ---- reference ---- */
+
+static void rows_ref(const hs_cpu_job *j, size_t r0, size_t r1, void *scratch) {
+  (void)scratch;
+  for (size_t r = r0; r < r1; r++) {
+    const uint8_t *wr = j->W + r * j->row_bytes;
+    for (size_t t = 0; t < j->n_tok; t++) {
+      const float *xt = j->x + t * j->n_cols;
+      float acc = 0.0f;
+      for (size_t k = 0; k < j->n_cols; k++) {
+        float w;
+        memcpy(&w, wr + 4 * k, 4);
+        acc += w * xt[k];
+      }
+      j->y[t * j->ldy + r] = acc;
+    }
+  }
+}
+
+static const hs_cpu_kernel k_ref = {{HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, panel_none, rows_ref, 1};
+
+#ifdef HS_CPU_X86
+FLT_TILES(f32, avx512, FLT_F32)
+FLT_TILES(f32, avx2, FLT_F32)
+static const flt_desc d_avx512 = {4, 5, 4, FLT_TABLE(f32, avx512)};
+static const flt_desc d_avx2 = {2, 2, 4, FLT_TABLE(f32, avx2)};
+static void rows_avx512(const hs_cpu_job *j, size_t r0, size_t r1, void *s) {
+  (void)s;
+  flt_rows(&d_avx512, j, r0, r1);
+}
+static void rows_avx2(const hs_cpu_job *j, size_t r0, size_t r1, void *s) {
+  (void)s;
+  flt_rows(&d_avx2, j, r0, r1);
+}
+static const hs_cpu_kernel k_avx512 = {{HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, panel_none, rows_avx512, 4};
+static const hs_cpu_kernel k_avx2 = {{HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, panel_none, rows_avx2, 2};
+#endif
+
+const hs_cpu_kernel *hs_cpu_kernel_f32(hs_cpu_isa isa) {
+  switch (isa) {
+  case HS_CPU_ISA_REF: return &k_ref;
+#ifdef HS_CPU_X86
+  case HS_CPU_ISA_AVX2: return &k_avx2;
+  case HS_CPU_ISA_AVX512: return &k_avx512;
+#endif
+  default: return NULL;
+  }
+}

@@ -1,0 +1,110 @@
+/* engine/cpu/types.h: the per-type kernel table behind hs_cpu_matmul (internal to engine/cpu).
+ *
+ * Each weight type's file (matmul_f32.c, matmul_f16.c, quant_<type>.c) provides one hs_cpu_kernel
+ * per instruction set. backend.c validates the call, quantizes the activations once (act_quant),
+ * splits the rows over the thread pool, and calls `rows` for each piece.
+ *
+ * Two kinds of activation buffer exist (see act_quant.c for the exact layouts):
+ *   - the reference formats (plain blocks in element order), read by the C reference kernels;
+ *   - the "lane" formats, read by the AVX2 and AVX-512 kernels, which store each group of 16
+ *     chunks (16 blocks of 32 elements, or 16 sub-blocks of 16) transposed, so that one 512-bit
+ *     vector holds the same 4-byte slice of 16 chunks and every lane of an integer accumulator
+ *     ends a group holding one chunk's exact dot product (see quant_common_simd.h).
+ * Float weight types read x directly (act_row_bytes is 0).
+ *
+ * Lifetimes: every pointer in hs_cpu_job is borrowed from the hs_cpu_matmul call for its
+ * duration; `scratch` passed to rows() is the calling worker's private area of panel_bytes. */
+#ifndef HS_ENGINE_CPU_TYPES_H
+#define HS_ENGINE_CPU_TYPES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/cpu/kernels.h"
+
+/* Activation formats (the a_fmt of a kernel). */
+typedef enum hs_cpu_act_fmt {
+  HS_CPU_ACT_NONE = 0,   /* float types read x directly */
+  HS_CPU_ACT_REF_Q8 = 1, /* reference, blocks of 32: f32 d, int32 sum, int8 q[32] */
+  HS_CPU_ACT_REF_K = 2,  /* reference, blocks of 256: f32 d, int16 bsums[16], int8 q[256] */
+  HS_CPU_ACT_L32 = 3,    /* lanes, groups of 16 x 32 elements: Q8_0, Q4_0, Q4_K weights */
+  HS_CPU_ACT_L16 = 4     /* lanes, groups of 16 x 16 elements: Q6_K weights */
+} hs_cpu_act_fmt;
+
+/* What the lane formats store in their per-lane int32/f32 side vector, per weight type. */
+typedef enum hs_cpu_act_side {
+  HS_CPU_SIDE_NONE = 0,    /* int32 zeros */
+  HS_CPU_SIDE_CORR128 = 1, /* int32 -128 * (sum of the chunk's codes): Q8_0 weights stored +128 */
+  HS_CPU_SIDE_CORR8 = 2,   /* int32 -8 * sum: Q4_0 codes 0..15 stand for q - 8 */
+  HS_CPU_SIDE_CORR32 = 3,  /* int32 -32 * sum: Q6_K codes 0..63 stand for q - 32 */
+  HS_CPU_SIDE_ASUM = 4     /* f32 sum of the chunk's codes: Q4_K mins */
+} hs_cpu_act_side;
+
+/* How the activations of one call are quantized: format, scale block (32 or 256 elements). */
+typedef struct hs_cpu_act_spec {
+  hs_cpu_act_fmt fmt;
+  hs_cpu_act_side side;
+  unsigned scale_block; /* elements sharing one activation scale: 32 or 256 */
+} hs_cpu_act_spec;
+
+typedef struct hs_cpu_job {
+  const struct hs_cpu_kernel *k;
+  const uint8_t *W; /* n_rows rows of row_bytes */
+  size_t row_bytes, n_rows, n_cols;
+  const float *x;   /* n_tok rows of n_cols (float kernels) */
+  const uint8_t *act; /* n_tok rows of act_stride bytes (quantized kernels) */
+  size_t act_stride;
+  size_t n_tok;
+  float *y;
+  size_t ldy;
+} hs_cpu_job;
+
+typedef struct hs_cpu_kernel {
+  hs_cpu_act_spec act;
+  /* Per-worker scratch bytes for a call of n_cols columns and n_tok tokens (packed weights). */
+  size_t (*panel_bytes)(size_t n_cols, size_t n_tok);
+  /* Computes y[t][r] for r in [r0, r1) and every token. */
+  void (*rows)(const hs_cpu_job *job, size_t r0, size_t r1, void *scratch);
+  /* Rows per register tile: row splits between tasks are multiples of this. */
+  unsigned row_tile;
+} hs_cpu_kernel;
+
+/* ---- per-type tables (NULL when the type has no path for that ISA) ---- */
+const hs_cpu_kernel *hs_cpu_kernel_f32(hs_cpu_isa isa);
+const hs_cpu_kernel *hs_cpu_kernel_f16(hs_cpu_isa isa);
+const hs_cpu_kernel *hs_cpu_kernel_bf16(hs_cpu_isa isa);
+const hs_cpu_kernel *hs_cpu_kernel_q8_0(hs_cpu_isa isa);
+const hs_cpu_kernel *hs_cpu_kernel_q4_0(hs_cpu_isa isa);
+const hs_cpu_kernel *hs_cpu_kernel_q4_k(hs_cpu_isa isa);
+const hs_cpu_kernel *hs_cpu_kernel_q6_k(hs_cpu_isa isa);
+
+/* ---- activation quantization (act_quant.c) ---- */
+
+/* Bytes of one quantized activation row of n_cols elements in a given spec (0 for NONE). */
+size_t hs_cpu_act_row_bytes(const hs_cpu_act_spec *spec, size_t n_cols);
+/* Quantizes rows [t0, t1) of x (n_cols each) into act (rows of hs_cpu_act_row_bytes), with the
+ * given ISA's code (all ISAs give bit-identical bytes). */
+void hs_cpu_act_quantize(hs_cpu_isa isa, const hs_cpu_act_spec *spec, const float *x,
+                         size_t n_cols, size_t t0, size_t t1, uint8_t *act);
+
+/* Reference-format accessors (act_quant.c documents the layout). */
+#define HS_CPU_REF_Q8_BLOCK_BYTES 40  /* f32 d, int32 sum, int8 q[32] */
+#define HS_CPU_REF_K_BLOCK_BYTES 292  /* f32 d, int16 bsums[16], int8 q[256] */
+
+/* Lane formats: bytes per group of 16 chunks, and the offsets of the side vector and scales. */
+#define HS_CPU_L32_GROUP_ELEMS 512
+#define HS_CPU_L32_GROUP_BYTES 640 /* int8 q[8][16][4], side[16], f32 dx[16] */
+#define HS_CPU_L16_GROUP_ELEMS 256
+#define HS_CPU_L16_GROUP_BYTES 384 /* int8 q[4][16][4], side[16], f32 dx[16] */
+
+/* The 16-lane horizontal sum every SIMD path ends a dot product with, as plain C (the SIMD
+ * versions add in exactly this order): halves, then quarters, then pairs, then the last two. */
+static inline float hs_cpu_sum16(const float v[16]) {
+  float s8[8], s4[4], s2[2];
+  for (int i = 0; i < 8; i++) s8[i] = v[i] + v[i + 8];
+  for (int i = 0; i < 4; i++) s4[i] = s8[i] + s8[i + 4];
+  for (int i = 0; i < 2; i++) s2[i] = s4[i] + s4[i + 2];
+  return s2[0] + s2[1];
+}
+
+#endif

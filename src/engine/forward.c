@@ -1,0 +1,269 @@
+/* forward.c: the layer loop: one batched forward pass over tokens of several sequences
+ * (hs_model_forward in include/hswarm/engine.h).
+ *
+ * A call takes n tokens, each appended to its sequence at the next position, and runs them
+ * through the model together as n rows:
+ *
+ *   x[n][n_embd] = token_embd[token]                         embedding rows, dequantized
+ *   per layer l:
+ *     xn = rmsnorm(x) * attn_norm
+ *     q[n][n_embd] = xn Wq^T (+ bq)    k, v[n][kv_dim] = xn Wk^T, xn Wv^T (+ bk, bv)
+ *     rotate q and k at each row's position; store k, v into the rows' caches at their positions
+ *     att[n][n_embd] = attention of each row over its own sequence's cache, positions <= its own
+ *     x += att Wo^T
+ *     xn = rmsnorm(x) * ffn_norm
+ *     x += (silu(xn Wgate^T) * (xn Wup^T)) Wdown^T
+ *   out = rmsnorm(x) * output_norm, for the rows that want logits;  logits = out Woutput^T
+ *
+ * All K/V of the call are stored before any attention, so a row attends to the rows of its
+ * sequence that came before it in the same call, as if they had been fed earlier.
+ *
+ * Only the wanted rows go through the last layer's attention and feed-forward and the output
+ * matrix: after the last layer's K/V are stored (every row needs those), the wanted rows are
+ * moved to the front and the rest dropped. A prompt's prefill thus pays the output matrix only
+ * for its last token.
+ *
+ * Batch invariance. Every step is a function of one row: matrix products reduce each output in
+ * one fixed order whatever the batch (engine/cpu/kernels.h), the row operations of ops.c reduce
+ * in a fixed order, and attention (attention.c) reads only its own row and its own sequence's
+ * cache, block by block in a fixed order. So a token's logits are bit-identical whether it was
+ * computed alone, in a batch with other sequences, or as part of a whole prompt.
+ *
+ * Row-wise steps run over the thread pool in chunks of rows when the batch is large enough to
+ * pay for it; matrix products and attention always do. The workspace grows to the largest batch
+ * seen and is reused, so steady-state calls do not allocate. Everything that can fail (checks,
+ * workspace) happens before any sequence changes; a sequence's length advances only at the end. */
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/model_impl.h"
+#include "engine/ops.h"
+#include "hswarm/alloc.h"
+#include "hswarm/error.h"
+
+#define err hs_engine_err
+
+/* Row-wise work below this many floats per call runs on the caller's thread only. */
+#define PAR_MIN_FLOATS 16384
+
+/* ---- workspace ---- */
+
+static int grow(void *pp, size_t n, size_t elem) {
+  void **p = pp;
+  void *q = hs_realloc(*p, n * elem);
+  if (!q) return -1;
+  *p = q;
+  return 0;
+}
+
+static int ws_reserve(hs_model *m, size_t n_tok) {
+  hs_workspace *w = &m->ws;
+  if (n_tok <= w->cap_tok) return 0;
+  size_t cap = w->cap_tok ? w->cap_tok : 16;
+  while (cap < n_tok) cap *= 2;
+  const hs_model_params *p = &m->p;
+  const size_t e = p->n_embd, kv = m->kv_dim, ff = p->n_ff;
+  if (grow(&w->x, cap * e, sizeof(float)) || grow(&w->xn, cap * e, sizeof(float)) ||
+      grow(&w->q, cap * e, sizeof(float)) || grow(&w->k, cap * kv, sizeof(float)) ||
+      grow(&w->v, cap * kv, sizeof(float)) || grow(&w->att, cap * e, sizeof(float)) ||
+      grow(&w->tmp, cap * e, sizeof(float)) || grow(&w->gate, cap * ff, sizeof(float)) ||
+      grow(&w->up, cap * ff, sizeof(float)) ||
+      grow(&w->rope_cs, cap * (p->n_rot ? p->n_rot : 1), sizeof(float)) ||
+      grow(&w->pos, cap, sizeof(uint32_t)) || grow(&w->seq, cap, sizeof(hs_seq *)) ||
+      grow(&w->rows, cap, sizeof(uint32_t)))
+    return hs_set_error(&err, HS_ENOMEM, "out of memory for the workspace of %zu tokens", n_tok);
+  w->cap_tok = cap;
+  return 0;
+}
+
+/* ---- row-wise steps ---- */
+
+typedef enum phase {
+  PH_NORM_ATTN,  /* xn = rmsnorm(x) * attn_norm */
+  PH_QKV_POST,   /* biases, rope on q (n rows) */
+  PH_KV_POST,    /* biases, rope on k, bias on v, store k and v into the caches (all rows) */
+  PH_RESID_NORM, /* x += tmp; xn = rmsnorm(x) * ffn_norm */
+  PH_SWIGLU,     /* gate = silu(gate) * up */
+  PH_RESID,      /* x += tmp */
+  PH_NORM_OUT    /* xn = rmsnorm(x) * output_norm */
+} phase;
+
+typedef struct row_job {
+  hs_model *m;
+  const hs_layer *L;
+  uint32_t layer;
+  phase ph;
+  size_t n;            /* rows */
+  size_t rows_per_task;
+} row_job;
+
+static void row_step(const row_job *j, size_t r) {
+  hs_model *m = j->m;
+  hs_workspace *w = &m->ws;
+  const hs_model_params *p = &m->p;
+  const hs_layer *L = j->L;
+  const size_t e = p->n_embd, kv = m->kv_dim;
+  const float *cs = w->rope_cs + r * p->n_rot;
+  switch (j->ph) {
+  case PH_NORM_ATTN:
+    hs_op_rmsnorm(w->xn + r * e, w->x + r * e, L->attn_norm, e, p->rms_norm_eps);
+    break;
+  case PH_QKV_POST: {
+    float *q = w->q + r * e;
+    if (L->bq) hs_op_add(q, L->bq, e);
+    hs_op_rope(q, p->n_head, p->head_dim, p->n_rot, m->neox, cs);
+    break;
+  }
+  case PH_KV_POST: {
+    float *k = w->k + r * kv, *v = w->v + r * kv;
+    if (L->bk) hs_op_add(k, L->bk, kv);
+    if (L->bv) hs_op_add(v, L->bv, kv);
+    hs_op_rope(k, p->n_head_kv, p->head_dim, p->n_rot, m->neox, cs);
+    hs_kv_store(w->seq[r], j->layer, w->pos[r], k, v);
+    break;
+  }
+  case PH_RESID_NORM:
+    hs_op_add(w->x + r * e, w->tmp + r * e, e);
+    hs_op_rmsnorm(w->xn + r * e, w->x + r * e, L->ffn_norm, e, p->rms_norm_eps);
+    break;
+  case PH_SWIGLU:
+    hs_op_swiglu(w->gate + r * p->n_ff, w->gate + r * p->n_ff, w->up + r * p->n_ff, p->n_ff);
+    break;
+  case PH_RESID:
+    hs_op_add(w->x + r * e, w->tmp + r * e, e);
+    break;
+  case PH_NORM_OUT:
+    hs_op_rmsnorm(w->xn + r * e, w->x + r * e, m->output_norm, e, p->rms_norm_eps);
+    break;
+  }
+}
+
+static void row_task(void *ctx, size_t task, unsigned worker) {
+  (void)worker;
+  const row_job *j = ctx;
+  size_t r0 = task * j->rows_per_task, r1 = r0 + j->rows_per_task;
+  if (r1 > j->n) r1 = j->n;
+  for (size_t r = r0; r < r1; r++) row_step(j, r);
+}
+
+/* Runs phase ph over rows [0, n), width floats each (to judge whether threads pay). */
+static void rows_run(hs_model *m, const hs_layer *L, uint32_t layer, phase ph, size_t n,
+                     size_t width) {
+  if (n == 0) return;
+  row_job j = {.m = m, .L = L, .layer = layer, .ph = ph, .n = n, .rows_per_task = n};
+  unsigned nt = hs_threadpool_size(m->tp);
+  if (nt > 1 && n > 1 && n * width >= PAR_MIN_FLOATS) {
+    j.rows_per_task = (n + 4 * (size_t)nt - 1) / (4 * (size_t)nt);
+    hs_threadpool_run(m->tp, row_task, &j, (n + j.rows_per_task - 1) / j.rows_per_task);
+  } else {
+    row_task(&j, 0, 0);
+  }
+}
+
+/* ---- the pass ---- */
+
+static int matmul(hs_model *m, const hs_weight *w, const float *x, size_t n, float *y) {
+  int rc = hs_cpu_matmul(m->tp, &m->scratch, w->type, w->data, w->rows, w->cols, x, n, y, w->rows);
+  if (rc) return hs_set_error(&err, rc, "matrix product failed (%s)", hs_strerror(rc));
+  return 0;
+}
+
+/* Checks the batch and assigns positions; on failure no sequence is changed. */
+static int check_batch(hs_model *m, const hs_batch_item *items, size_t n) {
+  int rc = 0;
+  size_t i = 0;
+  for (; i < n; i++) {
+    const hs_batch_item *it = &items[i];
+    if (!it->seq || it->seq->m != m) {
+      rc = hs_set_error(&err, HS_EINVAL, "batch item %zu: %s", i,
+                        it->seq ? "the sequence belongs to another model" : "no sequence");
+      break;
+    }
+    if (it->token < 0 || (uint32_t)it->token >= m->p.n_vocab) {
+      rc = hs_set_error(&err, HS_EINVAL, "batch item %zu: token %d is out of range [0, %u)", i,
+                        (int)it->token, m->p.n_vocab);
+      break;
+    }
+    hs_seq *s = it->seq;
+    if (s->pending >= s->cap - s->len) {
+      rc = hs_set_error(&err, HS_ENOSPC,
+                        "batch item %zu: its sequence holds %u of %u positions and this call "
+                        "appends more than fit",
+                        i, s->len, s->cap);
+      break;
+    }
+    m->ws.pos[i] = s->len + s->pending++;
+    m->ws.seq[i] = s;
+  }
+  for (size_t k = 0; k < i; k++) items[k].seq->pending = 0;
+  return rc;
+}
+
+int hs_model_forward(hs_model *m, const hs_batch_item *items, size_t n, float *logits,
+                     float *hidden) {
+  if (!m || (!items && n)) return hs_set_error(&err, HS_EINVAL, "hs_model_forward: NULL argument");
+  if (n == 0) return 0;
+  int rc = ws_reserve(m, n);
+  if (rc) return rc;
+  if ((rc = check_batch(m, items, n))) return rc;
+  hs_workspace *w = &m->ws;
+  const hs_model_params *p = &m->p;
+  const size_t e = p->n_embd, kv = m->kv_dim, ff = p->n_ff;
+
+  /* rows whose outputs are wanted */
+  size_t n_out = 0;
+  if (logits || hidden)
+    for (size_t i = 0; i < n; i++)
+      if (items[i].logits) w->rows[n_out++] = (uint32_t)i;
+
+  for (size_t i = 0; i < n; i++) {
+    hs_op_embed(w->x + i * e, m->tok_embd.type, m->tok_embd.data, e, (uint32_t)items[i].token);
+    hs_op_rope_table(w->rope_cs + i * p->n_rot, m->rope_theta, p->n_rot, w->pos[i]);
+  }
+
+  size_t nr = n; /* rows still computed */
+  for (uint32_t l = 0; l < p->n_layer && nr > 0; l++) {
+    const hs_layer *L = &m->layers[l];
+    rows_run(m, L, l, PH_NORM_ATTN, nr, e);
+    if ((rc = matmul(m, &L->wk, w->xn, nr, w->k)) || (rc = matmul(m, &L->wv, w->xn, nr, w->v)))
+      return rc;
+    rows_run(m, L, l, PH_KV_POST, nr, 2 * kv);
+    if (l + 1 == p->n_layer && n_out < nr) {
+      /* keep only the wanted rows (in order; rows[k] >= k, so moving down is safe) */
+      for (size_t k = 0; k < n_out; k++) {
+        size_t r = w->rows[k];
+        if (r == k) continue;
+        memcpy(w->x + k * e, w->x + r * e, e * sizeof(float));
+        memcpy(w->xn + k * e, w->xn + r * e, e * sizeof(float));
+        memcpy(w->rope_cs + k * p->n_rot, w->rope_cs + r * p->n_rot, p->n_rot * sizeof(float));
+        w->pos[k] = w->pos[r];
+        w->seq[k] = w->seq[r];
+      }
+      nr = n_out;
+      if (nr == 0) break;
+    }
+    if ((rc = matmul(m, &L->wq, w->xn, nr, w->q))) return rc;
+    rows_run(m, L, l, PH_QKV_POST, nr, e);
+    hs_attention(m, l, nr, w->q, w->seq, w->pos, w->att);
+    if ((rc = matmul(m, &L->wo, w->att, nr, w->tmp))) return rc;
+    rows_run(m, L, l, PH_RESID_NORM, nr, e);
+    if ((rc = matmul(m, &L->w_gate, w->xn, nr, w->gate)) ||
+        (rc = matmul(m, &L->w_up, w->xn, nr, w->up)))
+      return rc;
+    rows_run(m, L, l, PH_SWIGLU, nr, ff);
+    if ((rc = matmul(m, &L->w_down, w->gate, nr, w->tmp))) return rc;
+    rows_run(m, L, l, PH_RESID, nr, e);
+  }
+
+  if (n_out > 0) {
+    rows_run(m, NULL, 0, PH_NORM_OUT, n_out, e);
+    if (hidden) memcpy(hidden, w->xn, n_out * e * sizeof(float));
+    if (logits) {
+      int r2 = hs_cpu_matmul(m->tp, &m->scratch, m->output.type, m->output.data, m->output.rows,
+                             m->output.cols, w->xn, n_out, logits, p->n_vocab);
+      if (r2) return hs_set_error(&err, r2, "output matrix product failed (%s)", hs_strerror(r2));
+    }
+  }
+  for (size_t i = 0; i < n; i++) items[i].seq->len++;
+  return 0;
+}
