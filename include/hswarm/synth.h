@@ -61,8 +61,10 @@ typedef struct hs_synth_spec {
   float rms_norm_eps;         /* > 0 */
   bool rope_llama3;           /* llama3 rope scaling with Llama 3.1's values (factor 8, low freq
                                  factor 1, high freq factor 4, original context 8192) */
-  bool rope_freqs_tensor;     /* with rope_llama3: also write the factors as the tensor
-                                 rope_freqs.weight [n_rot/2], as llama.cpp's converter does */
+  bool rope_freqs_tensor;     /* with rope_llama3: write the factors as the tensor
+                                 rope_freqs.weight [n_rot/2] instead of the rope.scaling.* keys,
+                                 as llama.cpp's converter writes Llama 3.1 files (llama.cpp does
+                                 not accept the scaling type "llama3" in metadata) */
   bool tied;                  /* no output.weight: the output reuses token_embd.weight */
   hs_synth_type type;
   uint64_t seed;

@@ -14,16 +14,25 @@ int cmd_replay(int argc, char **argv);
 int cmd_log(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_model(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_bench_engine(int argc, char **argv); /* argv[1] is "engine" */
 
 /* Parses a non-negative integer with an optional K/M/G suffix (powers of 1024 for sizes when
  * binary is 1, of 1000 otherwise). Returns 0 or -1. */
 int cli_parse_u64(const char *s, int binary, uint64_t *out);
 
 /* JSON output: writes s as a JSON string literal. */
-void json_string(FILE *f, const char *s);
-void json_string_n(FILE *f, const char *s, size_t n);
+void cli_json_string(FILE *f, const char *s);
+void cli_json_string_n(FILE *f, const char *s, size_t n);
 /* The --json answer of a command that could not do its job: {"command", "status":"error", "error"}. */
-void json_error(const char *command, const char *message);
+void cli_json_error(const char *command, const char *message);
+
+/* Reports why a command could not do its job: prints "hswarm: MESSAGE" on stderr and keeps
+ * MESSAGE for cli_last_failure (which --json error answers use). */
+void cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *cli_last_failure(void);
 
 /* Monotonic seconds. */
 double cli_seconds(void);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/synth_vocab.h"
 #include "hswarm/error.h"
 #include "hswarm/gguf.h"
 #include "hswarm/model.h"
@@ -21,7 +22,9 @@
   "usage: hswarm model info -m FILE [--json]\n"                                                \
   "       hswarm model synth (--preset NAME | --arch llama|qwen2 --dim N --layers N --heads N\n" \
   "                          [--kv-heads N] --ffn N --vocab N) [--ctx N] [--rope-base F]\n"     \
-  "                          [--rope-scaling none|llama3] [--tied] [--type T] [--seed N]\n"     \
+  "                          [--rope-scaling none|llama3|llama3-tensor] [--tied] [--type T]\n"  \
+  "                          [--seed N] [--tokenizer bpe|spm|bytes] [--pre NAME]\n"             \
+  "                          [--corpus PATH]\n"                                                 \
   "                          -o FILE [--json]\n"
 
 /* Tensor types in the histogram: ggml ids are below 64. */
@@ -83,7 +86,7 @@ static void print_human(const char *path, const hs_model_params *p, const type_h
 static void print_json(const char *path, const hs_model_params *p, const type_hist *h,
                        size_t n_tensors) {
   printf("{\"command\":\"model info\",\"file\":");
-  json_string(stdout, path);
+  cli_json_string(stdout, path);
   printf(",\"architecture\":\"%s\",\"n_layer\":%u,\"n_embd\":%u,\"n_head\":%u,\"n_head_kv\":%u,"
          "\"head_dim\":%u,\"n_ff\":%u,\"n_ctx_train\":%u,\"n_vocab\":%u,",
          p->arch_name, p->n_layer, p->n_embd, p->n_head, p->n_head_kv, p->head_dim, p->n_ff,
@@ -141,13 +144,13 @@ static int model_info(int argc, char **argv) {
   hs_gguf *g;
   if (hs_gguf_open(path, &g) != 0) {
     fprintf(stderr, "hswarm model info: %s\n", hs_gguf_last_error());
-    if (json) json_error("model info", hs_gguf_last_error());
+    if (json) cli_json_error("model info", hs_gguf_last_error());
     return EXIT_ERROR;
   }
   hs_model_params p;
   if (hs_model_params_read(g, &p) != 0) {
     fprintf(stderr, "hswarm model info: %s: %s\n", path, hs_model_last_error());
-    if (json) json_error("model info", hs_model_last_error());
+    if (json) cli_json_error("model info", hs_model_last_error());
     hs_gguf_close(g);
     return EXIT_ERROR;
   }
@@ -185,10 +188,20 @@ static int model_info(int argc, char **argv) {
   "  --vocab N               vocabulary size (at least 258)\n"                                 \
   "  --ctx N                 training context length (default 4096)\n"                         \
   "  --rope-base F           rope frequency base (default 10000, 500000 with llama3 scaling)\n"\
-  "  --rope-scaling T        none or llama3 (Llama 3.1's factors: 8, 1, 4, 8192)\n"            \
+  "  --rope-scaling T        none, llama3 (Llama 3.1's factors 8, 1, 4, 8192 as rope.scaling.*\n"\
+  "                          keys) or llama3-tensor (the same factors applied, written as the\n"\
+  "                          tensor rope_freqs.weight as llama.cpp's converter does: loads in\n"\
+  "                          llama.cpp too)\n"                                                  \
   "  --tied                  no output.weight: the output reuses the token embeddings\n"       \
   "  --type T                f32, f16, bf16, q8_0, q4_0, q4_k, q4_k_m, q6_k (default q8_0)\n"  \
   "  --seed N                weight seed (default 0)\n"                                        \
+  "  --tokenizer K           bpe (byte-level BPE, the default), spm (SentencePiece-style with\n"\
+  "                          scores and byte fallback), or bytes (256 byte tokens and fillers,\n"\
+  "                          no corpus: fastest to write)\n"                                   \
+  "  --pre NAME              BPE pre-tokenizer: llama-bpe (llama's default), qwen2 (qwen2's\n" \
+  "                          default), default (GPT-2)\n"                                       \
+  "  --corpus PATH           text file or directory the vocabulary is learned from (default:\n"\
+  "                          the project's own sources)\n"                                      \
   "  -o, --output FILE       the file to write\n"                                              \
   "  --json                  print one JSON object (fields in docs/json.md)\n"
 
@@ -202,22 +215,35 @@ static int parse_u32_arg(const char *opt, const char *v, uint32_t *out) {
   return 0;
 }
 
+static const char *vocab_kind_name(const cli_synth_vocab *sv) {
+  return sv->kind == CLI_VOCAB_SPM ? "spm" : sv->kind == CLI_VOCAB_BYTES ? "bytes" : "bpe";
+}
+
 static void synth_json(const char *path, const char *preset, const hs_synth_spec *s,
-                       const hs_synth_info *info, double seconds) {
+                       const cli_synth_vocab *sv, const hs_synth_info *info, double seconds) {
   printf("{\"command\":\"model synth\",\"status\":\"ok\",\"file\":");
-  json_string(stdout, path);
+  cli_json_string(stdout, path);
   printf(",\"preset\":");
-  json_string(stdout, preset);
+  cli_json_string(stdout, preset);
   printf(",\"architecture\":\"%s\",\"n_embd\":%u,\"n_layer\":%u,\"n_head\":%u,\"n_head_kv\":%u,"
          "\"n_ff\":%u,\"n_vocab\":%u,\"n_ctx_train\":%u,\"rope_freq_base\":%.9g,"
          "\"rope_scaling\":\"%s\",\"tied_embeddings\":%s,\"type\":\"%s\",\"seed\":%" PRIu64
          ",\"n_params\":%" PRIu64 ",\"file_bytes\":%" PRIu64 ",\"n_tensors\":%u,"
-         "\"n_fallback\":%u,\"seconds\":%.3f}\n",
+         "\"n_fallback\":%u,\"seconds\":%.3f",
          s->arch == HS_MODEL_ARCH_QWEN2 ? "qwen2" : "llama", s->n_embd, s->n_layer, s->n_head,
          s->n_head_kv, s->n_ff, s->n_vocab, s->n_ctx_train, (double)s->rope_freq_base,
-         s->rope_llama3 ? "llama3" : "none", s->tied ? "true" : "false",
+         s->rope_freqs_tensor ? "llama3-tensor" : s->rope_llama3 ? "llama3" : "none",
+         s->tied ? "true" : "false",
          hs_synth_type_name(s->type), s->seed, info->n_params, info->file_bytes, info->n_tensors,
          info->n_fallback, seconds);
+  printf(",\"tokenizer\":\"%s\",\"pre\":", vocab_kind_name(sv));
+  if (sv->pre) cli_json_string(stdout, sv->pre);
+  else fputs("null", stdout);
+  printf(",\"corpus\":");
+  if (sv->kind == CLI_VOCAB_BYTES) fputs("null", stdout);
+  else cli_json_string(stdout, sv->corpus_used);
+  printf(",\"corpus_bytes\":%zu,\"n_learned\":%u,\"n_padded\":%u}\n", sv->corpus_len,
+         sv->result.n_learned, sv->result.n_padded);
 }
 
 static int model_synth(int argc, char **argv) {
@@ -229,11 +255,13 @@ static int model_synth(int argc, char **argv) {
   s.type = HS_SYNTH_Q8_0;
   const char *path = NULL, *preset = NULL;
   int json = 0, base_given = 0;
+  cli_synth_vocab sv;
+  memset(&sv, 0, sizeof sv);
 #define FAIL_USAGE(...)                                                                        \
   do {                                                                                         \
     fprintf(stderr, "hswarm model synth: " __VA_ARGS__);                                       \
     fputs(USAGE, stderr);                                                                      \
-    if (json) json_error("model synth", "bad command line");                                   \
+    if (json) cli_json_error("model synth", "bad command line");                                   \
     return EXIT_USAGE;                                                                         \
   } while (0)
   /* --json first, so that usage errors also answer in JSON */
@@ -282,15 +310,23 @@ static int model_synth(int argc, char **argv) {
       s.rope_freq_base = (float)d;
       base_given = 1;
     } else if (!strcmp(a, "--rope-scaling")) {
-      if (!strcmp(v, "llama3")) s.rope_llama3 = true;
-      else if (!strcmp(v, "none")) s.rope_llama3 = false;
-      else FAIL_USAGE("unknown rope scaling '%s' (none or llama3)\n", v);
+      s.rope_llama3 = !strcmp(v, "llama3") || !strcmp(v, "llama3-tensor");
+      s.rope_freqs_tensor = !strcmp(v, "llama3-tensor");
+      if (!s.rope_llama3 && strcmp(v, "none"))
+        FAIL_USAGE("unknown rope scaling '%s' (none, llama3 or llama3-tensor)\n", v);
     } else if (!strcmp(a, "--type")) {
       if (hs_synth_type_parse(v, &s.type) != 0) FAIL_USAGE("%s\n", hs_synth_last_error());
     } else if (!strcmp(a, "--seed")) {
       uint64_t seed;
       if (cli_parse_u64(v, 0, &seed) != 0) FAIL_USAGE("--seed needs an integer, got '%s'\n", v);
       s.seed = seed;
+    } else if (!strcmp(a, "--tokenizer")) {
+      if (cli_synth_vocab_parse_kind(v, &sv) != 0)
+        FAIL_USAGE("unknown tokenizer '%s' (bpe, spm or bytes)\n", v);
+    } else if (!strcmp(a, "--pre")) {
+      sv.pre = v;
+    } else if (!strcmp(a, "--corpus")) {
+      sv.corpus_path = v;
     } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
       path = v;
     } else {
@@ -306,16 +342,23 @@ static int model_synth(int argc, char **argv) {
   }
 #undef FAIL_USAGE
   double t0 = cli_seconds();
-  hs_synth_info info;
-  int rc = hs_synth_write(&s, path, &info);
+  int rc = cli_synth_vocab_prepare(&sv, &s);
   if (rc != 0) {
-    fprintf(stderr, "hswarm model synth: %s\n", hs_synth_last_error());
-    if (json) json_error("model synth", hs_synth_last_error());
+    if (json) cli_json_error("model synth", "the tokenizer options or the corpus are not usable");
+    return rc == HS_EINVAL ? EXIT_USAGE : EXIT_ERROR;
+  }
+  hs_synth_info info;
+  rc = hs_synth_write(&s, path, &info);
+  cli_synth_vocab_release(&sv);
+  if (rc != 0) {
+    const char *msg = sv.error[0] ? sv.error : hs_synth_last_error();
+    fprintf(stderr, "hswarm model synth: %s\n", msg);
+    if (json) cli_json_error("model synth", msg);
     return rc == HS_EINVAL ? EXIT_USAGE : EXIT_ERROR;
   }
   double dt = cli_seconds() - t0;
   if (json) {
-    synth_json(path, preset, &s, &info, dt);
+    synth_json(path, preset, &s, &sv, &info, dt);
   } else {
     fprintf(stderr,
             "wrote %s: %s, %u layers, n_embd %u, %u heads (%u kv), n_ff %u, vocab %u, %s, "
@@ -323,6 +366,10 @@ static int model_synth(int argc, char **argv) {
             path, s.arch == HS_MODEL_ARCH_QWEN2 ? "qwen2" : "llama", s.n_layer, s.n_embd,
             s.n_head, s.n_head_kv, s.n_ff, s.n_vocab, hs_synth_type_name(s.type),
             (double)info.n_params / 1e6, info.file_bytes, dt);
+    if (sv.kind != CLI_VOCAB_BYTES)
+      fprintf(stderr, "vocabulary: %s%s%s, %u tokens learned from %zu bytes of %s, %u fillers\n",
+              vocab_kind_name(&sv), sv.pre ? " " : "", sv.pre ? sv.pre : "",
+              sv.result.n_learned, sv.corpus_len, sv.corpus_used, sv.result.n_padded);
   }
   return 0;
 }

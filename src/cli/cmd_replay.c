@@ -36,22 +36,22 @@ int cmd_replay(int argc, char **argv) {
   int rc = hs_runtime_replay(path, quiet, &res);
   double wall = cli_seconds() - t0;
   if (rc != 0) {
-    if (json) json_error("replay", hs_runtime_replay_error());
+    if (json) cli_json_error("replay", hs_runtime_replay_error());
     fprintf(stderr, "hswarm replay: %s\n", hs_runtime_replay_error());
     return EXIT_ERROR;
   }
   if (json) {
     printf("{\"command\":\"replay\",\"log\":");
-    json_string(stdout, path);
+    cli_json_string(stdout, path);
     printf(",\"status\":\"%s\",\"records\":%llu,\"wall_seconds\":%.6f,\"script_changed\":%s",
            res.identical ? "identical" : "diverged", (unsigned long long)res.records, wall,
            res.script_changed ? "true" : "false");
     if (!res.identical) {
       printf(",\"divergence\":{\"record\":%llu,\"agent\":%u,\"expected\":",
              (unsigned long long)res.record, res.agent);
-      json_string(stdout, res.expected);
+      cli_json_string(stdout, res.expected);
       printf(",\"actual\":");
-      json_string(stdout, res.actual);
+      cli_json_string(stdout, res.actual);
       printf("}");
     }
     printf("}\n");

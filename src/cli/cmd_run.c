@@ -133,13 +133,13 @@ int cmd_run(int argc, char **argv) {
   hs_runtime *rt;
   if (hs_runtime_create(&cfg, &rt) != 0) {
     fprintf(stderr, "hswarm run: %s\n", hs_runtime_create_error());
-    if (json) json_error("run", hs_runtime_create_error());
+    if (json) cli_json_error("run", hs_runtime_create_error());
     free(args);
     return EXIT_ERROR;
   }
   if (hs_runtime_spawn_main(rt, script, nargs, args, NULL) != 0) {
     fprintf(stderr, "hswarm run: %s\n", hs_runtime_last_error(rt));
-    if (json) json_error("run", hs_runtime_last_error(rt));
+    if (json) cli_json_error("run", hs_runtime_last_error(rt));
     hs_runtime_destroy(rt);
     free(args);
     return EXIT_ERROR;
@@ -173,7 +173,7 @@ int cmd_run(int argc, char **argv) {
 
   if (json) {
     printf("{\"command\":\"run\",\"script\":");
-    json_string(stdout, script);
+    cli_json_string(stdout, script);
     printf(",\"mode\":\"%s\",\"seed\":%llu,\"status\":\"%s\",\"steps\":%llu,",
            cfg.mode == HS_MODE_FREE ? "free" : "lockstep", (unsigned long long)cfg.seed, verdict,
            (unsigned long long)s.step);
@@ -184,18 +184,18 @@ int cmd_run(int argc, char **argv) {
            (unsigned long long)s.messages_sent, (unsigned long long)s.messages_delivered,
            (unsigned long long)s.activations);
     printf("\"wall_seconds\":%.6f,\"log\":", wall);
-    json_string(stdout, cfg.log_path);
+    cli_json_string(stdout, cfg.log_path);
     printf(",\"log_records\":%llu,\"result\":", (unsigned long long)s.log_records);
     if (rlen >= 0)
-      json_string_n(stdout, result, (size_t)rlen < sizeof result ? (size_t)rlen : sizeof result - 1);
+      cli_json_string_n(stdout, result, (size_t)rlen < sizeof result ? (size_t)rlen : sizeof result - 1);
     else
       fputs("null", stdout);
     printf(",\"error\":");
-    json_string(stdout, rc < 0 ? hs_runtime_last_error(rt) : NULL);
+    cli_json_string(stdout, rc < 0 ? hs_runtime_last_error(rt) : NULL);
     printf(",\"failures\":[");
     for (size_t i = 0; i < nfails; i++) {
       if (i) putchar(',');
-      json_string(stdout, fails[i]);
+      cli_json_string(stdout, fails[i]);
     }
     printf("]}\n");
   } else {

@@ -12,7 +12,12 @@ static void usage(FILE *f) {
         "  replay LOG                 re-execute a logged run and check it is identical\n"
         "  log LOG                    print an event log, one record per line\n"
         "  bench runtime              measure the agent runtime (spawn, memory, latency, rates)\n"
+        "  bench engine -m FILE       measure the engine: prefill and decode tokens/s\n"
         "  model info -m FILE         describe a GGUF model: shapes, tensor types, memory\n"
+        "  model synth ... -o FILE    write a GGUF model with random weights and a learned vocabulary\n"
+        "  generate -m FILE -p TEXT   generate text with a model\n"
+        "  tokenize -m FILE TEXT      the token ids of a text\n"
+        "  detokenize -m FILE IDS...  the text of token ids\n"
         "  version                    print the version\n"
         "\n"
         "Run `hswarm COMMAND --help` for the options of a command.\n",
@@ -30,6 +35,9 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "log")) return cmd_log(argc - 1, argv + 1);
   if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
   if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);
+  if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
+  if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
+  if (!strcmp(cmd, "detokenize")) return cmd_detokenize(argc - 1, argv + 1);
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
     puts("hswarm 0.1.0");
     return 0;

@@ -1,4 +1,5 @@
 /* util.c: small helpers for the hswarm subcommands: numbers, JSON strings, clocks, memory. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,7 @@ int cli_parse_u64(const char *s, int binary, uint64_t *out) {
   return 0;
 }
 
-void json_string_n(FILE *f, const char *s, size_t n) {
+void cli_json_string_n(FILE *f, const char *s, size_t n) {
   fputc('"', f);
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -43,20 +44,34 @@ void json_string_n(FILE *f, const char *s, size_t n) {
   fputc('"', f);
 }
 
-void json_string(FILE *f, const char *s) {
+void cli_json_string(FILE *f, const char *s) {
   if (!s) {
     fputs("null", f);
     return;
   }
-  json_string_n(f, s, strlen(s));
+  cli_json_string_n(f, s, strlen(s));
 }
 
-void json_error(const char *command, const char *message) {
+void cli_json_error(const char *command, const char *message) {
   printf("{\"command\":");
-  json_string(stdout, command);
+  cli_json_string(stdout, command);
   printf(",\"status\":\"error\",\"error\":");
-  json_string(stdout, message);
+  cli_json_string(stdout, message);
   printf("}\n");
+}
+
+static char last_failure[1024];
+
+void cli_fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(last_failure, sizeof last_failure, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "hswarm: %s\n", last_failure);
+}
+
+const char *cli_last_failure(void) {
+  return last_failure[0] ? last_failure : "the command failed (no detail recorded)";
 }
 
 double cli_seconds(void) {

@@ -393,7 +393,9 @@ static int add_metadata(const hs_synth_spec *s, hs_gguf_writer *w) {
       (rc = F32("rope.freq_base", s->rope_freq_base)) ||
       (rc = F32("attention.layer_norm_rms_epsilon", s->rms_norm_eps)))
     return hs_set_error(&err, rc, "synth: metadata: %s", hs_gguf_writer_last_error());
-  if (s->rope_llama3) {
+  /* the tensor form replaces the keys, as in files from llama.cpp's converter (llama.cpp itself
+   * rejects the scaling type "llama3") */
+  if (s->rope_llama3 && !s->rope_freqs_tensor) {
     snprintf(key, sizeof key, "%s.rope.scaling.type", a);
     if ((rc = hs_gguf_writer_add_str(w, key, "llama3", 6)) ||
         (rc = F32("rope.scaling.factor", 8.0f)) ||
