@@ -371,7 +371,7 @@ static void test_ref_types(void **state) {
     size_t len;
     float *raq = run_ref("logits", path, "--act-quant", toks, N_PROMPT, &len);
     assert_int_equal(len, N_PROMPT * nv * sizeof(float));
-    double e = rel_l2(c, r, N_PROMPT * nv), worst_aq = 0;
+    double e = rel_l2(c, r, N_PROMPT * nv), e_aq = rel_l2(c, raq, N_PROMPT * nv), worst_aq = 0;
     int agree = 0, tight = 0;
     for (size_t t = 0; t < N_PROMPT; t++) {
       agree += argmax(c + t * nv, nv) == argmax(r + t * nv, nv);
@@ -380,13 +380,16 @@ static void test_ref_types(void **state) {
       worst_aq = et > worst_aq ? et : worst_aq;
     }
     print_message("%-12s %-6s relative L2 error %.3g (bound %.0e), top-1 equal at %d of %d; with "
-                  "quantized activations %d of %d positions within 1e-5 (worst %.3g)\n",
+                  "quantized activations %.3g overall (bound 1e-2), %d of %d positions within "
+                  "1e-5 (worst %.3g)\n",
                   cases[k].preset, hs_synth_type_name(cases[k].t), e, cases[k].bound, agree,
-                  N_PROMPT, tight, N_PROMPT, worst_aq);
-    if (!(e <= cases[k].bound) || tight < N_PROMPT / 2)
-      fail_msg("%s %s: relative L2 error %g (bound %g); %d positions within 1e-5 of the "
-               "reference with quantized activations",
-               cases[k].preset, hs_synth_type_name(cases[k].t), e, cases[k].bound, tight);
+                  N_PROMPT, e_aq, tight, N_PROMPT, worst_aq);
+    /* against the reference on the same weights and the kernels' activation rounding: the
+     * issue's 1e-2 bound on the relative L2 error, for every type */
+    if (!(e <= cases[k].bound) || !(e_aq <= 1e-2) || tight < N_PROMPT / 2)
+      fail_msg("%s %s: relative L2 error %g (bound %g), %g with quantized activations (bound "
+               "1e-2); %d positions within 1e-5 of the reference with quantized activations",
+               cases[k].preset, hs_synth_type_name(cases[k].t), e, cases[k].bound, e_aq, tight);
     free(c);
     free(r);
     free(raq);

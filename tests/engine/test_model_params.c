@@ -384,7 +384,9 @@ static const char *hswarm_bin(void) {
 /* Runs `hswarm ARGS >out 2>err` in tmpdir; returns the exit status. */
 static int run_cli(const char *args) {
   char cmd[1024];
-  snprintf(cmd, sizeof cmd, "'%s' %s >'%s/out' 2>'%s/err'", hswarm_bin(), args, tmpdir, tmpdir);
+  int n = snprintf(cmd, sizeof cmd, "'%s' %s >'%s/out' 2>'%s/err'", hswarm_bin(), args, tmpdir,
+                   tmpdir);
+  assert_true(n > 0 && (size_t)n < sizeof cmd);
   int st = system(cmd);
   assert_true(WIFEXITED(st));
   return WEXITSTATUS(st);

@@ -42,7 +42,11 @@ static inline int make_tmpdir(const char *prefix) {
 }
 
 static inline void tmp_path(char *buf, size_t size, const char *name) {
-  snprintf(buf, size, "%s/%s", tmpdir, name);
+  int n = snprintf(buf, size, "%s/%s", tmpdir, name);
+  if (n < 0 || (size_t)n >= size) {
+    fprintf(stderr, "tmp_path: %s/%s does not fit in %zu bytes\n", tmpdir, name, size);
+    abort();
+  }
 }
 
 /* Removes the temporary directory and restores the C library's allocator. 0 or -1. */
