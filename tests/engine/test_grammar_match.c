@@ -29,15 +29,6 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) { return remove_tmpdir_and_hooks(); }
 
-static int test_setup(void **state) {
-  live_blocks = 0;
-  return 0;
-}
-
-static int test_teardown(void **state) {
-  if (live_blocks != 0) fail_msg("%ld blocks leaked", live_blocks);
-  return 0;
-}
 
 static void test_json(void **state) {
   hs_grammar *g = gload("grammars/json.gbnf", NULL);
@@ -375,16 +366,16 @@ static void test_out_of_memory(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_json, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_arithmetic_and_todo, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_bounds_and_classes, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_utf8_across_tokens, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_invalid_utf8, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_all_or_nothing_and_clone, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_complete_and_done, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_ambiguity, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_deep_nesting_and_collection, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_out_of_memory, test_setup, test_teardown),
+      cmocka_unit_test_setup_teardown(test_json, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_arithmetic_and_todo, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_bounds_and_classes, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_utf8_across_tokens, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_invalid_utf8, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_all_or_nothing_and_clone, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_complete_and_done, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_ambiguity, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_deep_nesting_and_collection, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_out_of_memory, reset_live_blocks, fail_on_leaked_blocks),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

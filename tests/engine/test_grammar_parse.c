@@ -26,15 +26,6 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) { return remove_tmpdir_and_hooks(); }
 
-static int test_setup(void **state) {
-  live_blocks = 0;
-  return 0;
-}
-
-static int test_teardown(void **state) {
-  if (live_blocks != 0) fail_msg("%ld blocks leaked", live_blocks);
-  return 0;
-}
 
 /* ---- constructs ---- */
 
@@ -414,18 +405,18 @@ static void test_out_of_memory(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_literals_and_escapes, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_classes, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_any, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_sequences_alternatives_groups, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_repetition, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_rules_comments_newlines, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_shipped_grammars_compile, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_syntax_errors, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_left_recursion, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_never_finishes, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_limits, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_out_of_memory, test_setup, test_teardown),
+      cmocka_unit_test_setup_teardown(test_literals_and_escapes, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_classes, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_any, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_sequences_alternatives_groups, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_repetition, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_rules_comments_newlines, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_shipped_grammars_compile, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_syntax_errors, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_left_recursion, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_never_finishes, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_limits, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_out_of_memory, reset_live_blocks, fail_on_leaked_blocks),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -27,15 +27,6 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) { return remove_tmpdir_and_hooks(); }
 
-static int test_setup(void **state) {
-  live_blocks = 0;
-  return 0;
-}
-
-static int test_teardown(void **state) {
-  if (live_blocks != 0) fail_msg("%ld blocks leaked", live_blocks);
-  return 0;
-}
 
 static hs_grammar *sparse(const char *schema) {
   hs_grammar *g = NULL;
@@ -396,13 +387,13 @@ static void test_out_of_memory(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_objects, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_required_combinations, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_values, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_refs, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_errors, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_gbnf_text, test_setup, test_teardown),
-      cmocka_unit_test_setup_teardown(test_out_of_memory, test_setup, test_teardown),
+      cmocka_unit_test_setup_teardown(test_objects, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_required_combinations, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_values, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_refs, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_errors, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_gbnf_text, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_out_of_memory, reset_live_blocks, fail_on_leaked_blocks),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

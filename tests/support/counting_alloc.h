@@ -32,6 +32,20 @@ static inline void count_free(void *p) {
 
 static const hs_alloc_hooks counting_hooks = {count_malloc, count_realloc, count_free};
 
+/* cmocka per-test setup and teardown: each test starts from zero live blocks and fails if it
+ * leaves any. */
+static inline int reset_live_blocks(void **state) {
+  (void)state;
+  live_blocks = 0;
+  return 0;
+}
+
+static inline int fail_on_leaked_blocks(void **state) {
+  (void)state;
+  if (live_blocks != 0) fail_msg("%ld blocks leaked", live_blocks);
+  return 0;
+}
+
 static char tmpdir[256]; /* made by make_tmpdir */
 
 /* Creates $TMPDIR/<prefix>_XXXXXX (or under /tmp). 0 or -1. */
