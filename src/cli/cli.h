@@ -17,6 +17,7 @@ int cmd_model(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
 int cmd_bench_engine(int argc, char **argv); /* argv[1] is "engine" */
 
 /* Parses a non-negative integer with an optional K/M/G suffix (powers of 1024 for sizes when

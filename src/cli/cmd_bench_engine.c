@@ -131,7 +131,7 @@ int cmd_bench_engine(int argc, char **argv) {
       return EXIT_USAGE;
     }
   }
-  if (!model || n_prompt < BATCH_PROMPT || n_prompt > 65536 || n_gen > 65536 || n_batch > 256 ||
+  if (!model || n_prompt < 1 || n_prompt > 65536 || n_gen > 65536 || n_batch > 256 ||
       repeat < 1 || repeat > 99 ||
       threads > 1024) {
     fputs(USAGE, stderr);
@@ -149,7 +149,8 @@ int cmd_bench_engine(int argc, char **argv) {
   hs_seq **bseqs = calloc(n_batch ? n_batch : 1, sizeof(hs_seq *));
   size_t n_items = n_prompt > n_batch * BATCH_PROMPT ? n_prompt : n_batch * BATCH_PROMPT;
   size_t n_rows = n_batch > 1 ? n_batch : 1;
-  int32_t *prompt = hs_malloc(sizeof(int32_t) * n_prompt);
+  uint64_t n_drawn = n_prompt > BATCH_PROMPT ? n_prompt : BATCH_PROMPT;
+  int32_t *prompt = hs_malloc(sizeof(int32_t) * n_drawn);
   hs_batch_item *items = hs_malloc(sizeof(hs_batch_item) * n_items);
   float *logits = hs_malloc(sizeof(float) * p->n_vocab * n_rows);
   double *pre = calloc(repeat, sizeof(double)), *dec = calloc(repeat, sizeof(double));
@@ -167,7 +168,7 @@ int cmd_bench_engine(int argc, char **argv) {
     goto done;
   }
   uint64_t x = 0x9e3779b97f4a7c15ull; /* a fixed xorshift stream of prompt tokens */
-  for (uint64_t i = 0; i < n_prompt; i++) {
+  for (uint64_t i = 0; i < n_drawn; i++) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
     prompt[i] = (int32_t)(x % p->n_vocab);
   }

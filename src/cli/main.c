@@ -18,6 +18,7 @@ static void usage(FILE *f) {
         "  generate -m FILE -p TEXT   generate text with a model\n"
         "  tokenize -m FILE TEXT      the token ids of a text\n"
         "  detokenize -m FILE IDS...  the text of token ids\n"
+        "  embed -m FILE TEXT         the embedding of a text (pooled hidden states)\n"
         "  version                    print the version\n"
         "\n"
         "Run `hswarm COMMAND --help` for the options of a command.\n",
@@ -38,6 +39,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
   if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
   if (!strcmp(cmd, "detokenize")) return cmd_detokenize(argc - 1, argv + 1);
+  if (!strcmp(cmd, "embed")) return cmd_embed(argc - 1, argv + 1);
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
     puts("hswarm 0.1.0");
     return 0;

@@ -133,6 +133,20 @@ expect_in err.txt "warm"
 expect_status 3 "$HSWARM" generate -m cut.gguf -p "x" --json
 expect_json
 
+# ---- embed ----
+expect_status 0 "$HSWARM" embed -m bpe.gguf "def add(a, b)" --json
+expect_json
+jq -e '(.embedding | length) == .dimensions and .dimensions == 64 and
+       ([.embedding[] | . * .] | add | . > 0.9999 and . < 1.0001)' out.txt >/dev/null ||
+  fail "embedding is not a unit vector of the model's width"
+mean=$(jq -c .embedding out.txt)
+expect_status 0 "$HSWARM" embed -m bpe.gguf "def add(a, b)" --pooling last --json
+[ "$(jq -c .embedding out.txt)" = "$mean" ] && fail "last pooling equals mean pooling"
+expect_status 0 "$HSWARM" embed -m bpe.gguf "def add(a, b)"
+[ "$(wc -w < out.txt)" -eq 64 ] || fail "plain embed prints the numbers on one line"
+expect_status 2 "$HSWARM" embed -m bpe.gguf "x" --pooling max
+expect_in err.txt "unknown pooling 'max'"
+
 # ---- bench engine ----
 expect_status 0 "$HSWARM" bench engine -m bpe.gguf --prompt 16 --gen 4 --repeat 1 --json
 expect_json
