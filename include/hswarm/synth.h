@@ -33,9 +33,9 @@
 extern "C" {
 #endif
 
-/* Weight types of a synthetic file. Matrices take the type; vectors (norms, biases) are F32,
- * except with F16 and BF16 where they are written in that type too (to exercise conversion at
- * load). A matrix whose rows do not fit the type's block (Q4_K and Q6_K need a multiple of 256
+/* Weight types of a synthetic file. Matrices take the type; vectors (norms, biases) are F32
+ * (as in files from llama.cpp's converter), or with hs_synth_spec.half_vectors F16/BF16 too. A
+ * matrix whose rows do not fit the type's block (Q4_K and Q6_K need a multiple of 256
  * columns, Q8_0 and Q4_0 of 32) falls back to Q8_0, then to F16. */
 typedef enum hs_synth_type {
   HS_SYNTH_F32 = 0,
@@ -66,6 +66,8 @@ typedef struct hs_synth_spec {
                                  as llama.cpp's converter writes Llama 3.1 files (llama.cpp does
                                  not accept the scaling type "llama3" in metadata) */
   bool tied;                  /* no output.weight: the output reuses token_embd.weight */
+  bool half_vectors;          /* with F16/BF16: vectors in that type too, to exercise their
+                                 conversion at load (llama.cpp refuses such files) */
   hs_synth_type type;
   uint64_t seed;
   /* NULL: the minimal byte-level vocabulary (hs_synth_add_byte_tokenizer with n_vocab). */

@@ -13,7 +13,7 @@
 #include "hswarm/gguf.h"
 
 #define TOK_USAGE                                                                                \
-  "usage: hswarm tokenize -m FILE TEXT [--ids] [--special] [--no-bos] [--json]\n"               \
+  "usage: hswarm tokenize -m FILE [--ids] [--special] [--no-bos] [--json] [--] TEXT\n"          \
   "  prints one token per line (id, then its text); --ids: only the ids, on one line\n"         \
   "  --special: special-token texts in TEXT become their tokens; --no-bos: no BOS token\n"
 #define DETOK_USAGE                                                                              \
@@ -59,14 +59,19 @@ static int failed(bool json, const char *command) {
 
 int cmd_tokenize(int argc, char **argv) {
   const char *model = NULL, *text = NULL;
-  bool ids_only = false, special = false, no_bos = false, json = false;
+  bool ids_only = false, special = false, no_bos = false, json = false, after_dashes = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
+    if (after_dashes && !text) {
+      text = a;
+      continue;
+    }
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       fputs(TOK_USAGE, stdout);
       return 0;
     }
-    if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc) model = argv[++i];
+    if (!strcmp(a, "--") && !text) after_dashes = true; /* the text follows, even "-x" */
+    else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc) model = argv[++i];
     else if (!strcmp(a, "--ids")) ids_only = true;
     else if (!strcmp(a, "--special")) special = true;
     else if (!strcmp(a, "--no-bos")) no_bos = true;

@@ -281,9 +281,10 @@ static uint32_t tensor_type(const hs_synth_spec *s, role r, uint32_t l, uint64_t
   *fallback = false;
   if (r == R_ROPE) return HS_QUANT_F32;
   bool vector = r == R_NORM || r == R_BQ || r == R_BK || r == R_BV;
-  if (vector)
-    return s->type == HS_SYNTH_F16 ? HS_QUANT_F16
-           : s->type == HS_SYNTH_BF16 ? HS_QUANT_BF16 : HS_QUANT_F32;
+  if (vector) /* F32 as llama.cpp's converter writes them (and llama.cpp needs them) */
+    return s->half_vectors && s->type == HS_SYNTH_F16    ? HS_QUANT_F16
+           : s->half_vectors && s->type == HS_SYNTH_BF16 ? HS_QUANT_BF16
+                                                           : HS_QUANT_F32;
   uint32_t t = base_type(s->type);
   if (s->type == HS_SYNTH_Q4_K_M &&
       (r == R_OUTPUT || (r == R_EMBD && s->tied) ||

@@ -59,6 +59,10 @@ expect_json
 [ "$(jq -r '.pieces[-1]' out.txt)" = "<|eot_id|>" ] || fail "--special parses the special token"
 expect_status 0 "$HSWARM" tokenize -m bpe.gguf "hi<|eot_id|>" --json
 [ "$(jq -r '.pieces[-1]' out.txt)" = "<|eot_id|>" ] && fail "without --special the text is plain"
+expect_status 0 "$HSWARM" tokenize -m bpe.gguf --ids --no-bos -- "-x --ids"
+# shellcheck disable=SC2046
+expect_status 0 "$HSWARM" detokenize -m bpe.gguf $(cat out.txt)
+[ "$(cat out.txt)" = "-x --ids" ] || fail "text after -- is taken as text"
 expect_status 2 "$HSWARM" detokenize -m bpe.gguf 12 abc
 expect_in err.txt "'abc' is not a token id"
 expect_status 3 "$HSWARM" detokenize -m bpe.gguf 1 99999 --json

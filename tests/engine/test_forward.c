@@ -52,6 +52,7 @@ static void write_model(const char *preset, hs_synth_type t, int rope, char *pat
   s.type = t;
   s.seed = 1234;
   s.rope_freqs_tensor = rope == 1;
+  s.half_vectors = true; /* F16/BF16 files: norms and biases converted at load, checked too */
   if (rope == 2) s.rope_llama3 = false;
   tmp_path(path, size, name);
   if (hs_synth_write(&s, path, NULL) != 0) fail_msg("synth %s: %s", preset, hs_synth_last_error());

@@ -245,12 +245,17 @@ static void test_types(void **state) {
   assert_int_equal(tensor_type(g, "blk.0.attn_q.weight"), HS_QUANT_Q8_0);
   hs_gguf_close(g);
 
-  /* BF16: matrices and vectors in bf16 */
+  /* BF16: matrices in bf16, vectors in f32 unless half_vectors */
   t = tiny(HS_SYNTH_BF16);
   assert_int_equal(hs_synth_write(&t, path, &info), 0);
   assert_int_equal(info.n_fallback, 0);
   assert_int_equal(hs_gguf_open(path, &g), 0);
   assert_int_equal(tensor_type(g, "blk.0.attn_q.weight"), HS_QUANT_BF16);
+  assert_int_equal(tensor_type(g, "blk.0.ffn_norm.weight"), HS_QUANT_F32);
+  hs_gguf_close(g);
+  t.half_vectors = true;
+  assert_int_equal(hs_synth_write(&t, path, &info), 0);
+  assert_int_equal(hs_gguf_open(path, &g), 0);
   assert_int_equal(tensor_type(g, "blk.0.ffn_norm.weight"), HS_QUANT_BF16);
   hs_gguf_close(g);
 
