@@ -66,7 +66,8 @@ void hs_kv_store(hs_seq *s, uint32_t l, uint32_t pos, const float *k, const floa
   const size_t hd = p->head_dim, j = pos % HS_KV_BLOCK, blk = pos / HS_KV_BLOCK;
   for (uint32_t h = 0; h < p->n_head_kv; h++) {
     float *kb = hs_kv_head(s, s->k, l, h) + blk * HS_KV_BLOCK * hd; /* [hd][32] */
-    if (j == 0) memset(kb, 0, HS_KV_BLOCK * hd * sizeof *kb);
+    /* no clearing of the block here: positions are stored by several threads at once, and
+     * lanes past a sequence's length are masked by block_max (the cache starts zeroed) */
     const float *kh = k + h * hd;
     for (size_t d = 0; d < hd; d++) kb[d * HS_KV_BLOCK + j] = kh[d];
     memcpy(hs_kv_head(s, s->v, l, h) + (size_t)pos * hd, v + h * hd, hd * sizeof *v);

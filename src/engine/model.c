@@ -248,7 +248,7 @@ int hs_seq_create(hs_model *m, uint32_t n_ctx, hs_seq **out) {
   hs_seq *s = hs_calloc(1, sizeof *s);
   if (!s) return hs_set_error(&err, HS_ENOMEM, "out of memory");
   size_t n = hs_kv_floats(&m->p, n_ctx);
-  s->k = hs_malloc(n * sizeof *s->k);
+  s->k = hs_calloc(n, sizeof *s->k); /* zeroed: lanes past the length are read, then masked */
   s->v = hs_malloc(n * sizeof *s->v);
   if (!s->k || !s->v) {
     hs_free(s->k);
