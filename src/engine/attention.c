@@ -35,19 +35,26 @@
  * A block's unused key lanes are zeroed when its first position is written, so the lanes past p
  * hold finite numbers (they are computed and ignored).
  *
+ * The exponentials of a block's scores are computed 32 at a time by a polynomial (vexp16) written
+ * in the same portable vector arithmetic, so they too are identical on every ISA; the block's
+ * o_b = sum_j e_j v_j keeps its partial sums in registers, a few dimensions at a time, each
+ * still summed in position order from zero.
+ *
  * Every sum above has one order, written in the code, that does not depend on the vector width:
  * the same loop is compiled for plain C (GCC/Clang vector extensions of 16 floats, lowered to
  * SSE), AVX2 and AVX-512 (chosen once by hs_cpu_isa_active), and with -ffp-contract=off no
  * multiply-add is fused, so all three give the same bits.
  *
  * Work split: one task per (row, KV head). A task reads each key and value block once for all
- * n_head / n_head_kv query heads of its group (they stay in L1 between heads). Tasks are claimed
+ * n_head / n_head_kv query heads of its group: scores and o_b are computed four heads at a time,
+ * sharing the loads of keys and values (each head's sums still in the order above). Tasks are claimed
  * dynamically by the pool; each writes only its own heads' output. Per-worker scratch (scores,
  * block partial, running sums) comes from the model's workspace: no allocation here. */
 #include <math.h>
 #include <string.h>
 
 #include "engine/model_impl.h"
+#include "engine/ops.h"
 
 typedef float v16 __attribute__((vector_size(64)));
 
@@ -78,8 +85,8 @@ void hs_kv_store(hs_seq *s, uint32_t l, uint32_t pos, const float *k, const floa
 
 size_t hs_attention_scratch_floats(const hs_model_params *p) {
   size_t rep = p->n_head / p->n_head_kv, hd = p->head_dim;
-  /* scores [rep][32], block partial o_b [hd], running O [rep][hd], M and L [rep] */
-  return rep * HS_KV_BLOCK + hd + rep * (hd + 2);
+  /* scores [rep][32], block partials o_b [rep][hd], running O [rep][hd], M, L, m_b, l_b [rep] */
+  return rep * (HS_KV_BLOCK + 2 * hd + 4);
 }
 
 typedef struct attn_job {
@@ -105,18 +112,49 @@ static inline __attribute__((always_inline)) void scale_add(float *o, float a, c
   for (; d < n; d++) o[d] = o[d] * a + x[d] * b;
 }
 
-/* o[0..n) += w * x */
-static inline __attribute__((always_inline)) void axpy(float *o, float w, const float *x,
-                                                       size_t n) {
+typedef int32_t vi16 __attribute__((vector_size(64)));
+
+#define vexp16 hs_op_exp16 /* ops.h */
+
+/* o[0..n) = sum_{t < nt} e[t] * v[t][0..n) (rows of v ld floats apart), summed in t order from
+ * zero for every element, with the partial sums in registers. */
+static inline __attribute__((always_inline)) void block_pv(const float *e, const float *v,
+                                                           size_t nt, size_t ld, float *o,
+                                                           size_t n) {
   size_t d = 0;
-  v16 vw = (v16){0} + w, vo, vx;
-  for (; d + 16 <= n; d += 16) {
-    LOAD16(vo, o + d);
-    LOAD16(vx, x + d);
-    vo = vo + vw * vx;
-    STORE16(o + d, vo);
+  for (; d + 64 <= n; d += 64) {
+    v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, x0, x1, x2, x3;
+    for (size_t t = 0; t < nt; t++) {
+      const float *vt = v + t * ld + d;
+      v16 w = (v16){0} + e[t];
+      LOAD16(x0, vt);
+      LOAD16(x1, vt + 16);
+      LOAD16(x2, vt + 32);
+      LOAD16(x3, vt + 48);
+      a0 = a0 + w * x0;
+      a1 = a1 + w * x1;
+      a2 = a2 + w * x2;
+      a3 = a3 + w * x3;
+    }
+    STORE16(o + d, a0);
+    STORE16(o + d + 16, a1);
+    STORE16(o + d + 32, a2);
+    STORE16(o + d + 48, a3);
   }
-  for (; d < n; d++) o[d] = o[d] + w * x[d];
+  for (; d + 16 <= n; d += 16) {
+    v16 a = {0}, x;
+    for (size_t t = 0; t < nt; t++) {
+      v16 w = (v16){0} + e[t];
+      LOAD16(x, v + t * ld + d);
+      a = a + w * x;
+    }
+    STORE16(o + d, a);
+  }
+  for (; d < n; d++) {
+    float a = 0;
+    for (size_t t = 0; t < nt; t++) a = a + e[t] * v[t * ld + d];
+    o[d] = a;
+  }
 }
 
 /* Scores of one block for one head: s[j] = (sum_d q[d] * kb[d][j]) * scale, j < 32.
@@ -136,6 +174,79 @@ static inline __attribute__((always_inline)) void block_scores(const float *q, c
   STORE16(s + 16, a1);
 }
 
+/* block_scores for four heads at once (q: four heads hd floats apart; s: [4][32]), sharing the
+ * key loads; each score is summed exactly as block_scores sums it. */
+static inline __attribute__((always_inline)) void block_scores4(const float *q, const float *kb,
+                                                                size_t hd, float scale, float *s) {
+  v16 a[8] = {{0}}, k0, k1;
+  for (size_t d = 0; d < hd; d++) {
+    LOAD16(k0, kb + d * HS_KV_BLOCK);
+    LOAD16(k1, kb + d * HS_KV_BLOCK + 16);
+#pragma GCC unroll 4
+    for (int h = 0; h < 4; h++) {
+      const float qd = q[(size_t)h * hd + d];
+      a[2 * h] = a[2 * h] + qd * k0;
+      a[2 * h + 1] = a[2 * h + 1] + qd * k1;
+    }
+  }
+#pragma GCC unroll 8
+  for (int h = 0; h < 8; h++) {
+    a[h] = a[h] * scale;
+    STORE16(s + 16 * h, a[h]);
+  }
+}
+
+/* block_pv for four heads at once (e: [4][32], o: [4][n] rows n apart), n a multiple of 32,
+ * sharing the value loads; every element is summed exactly as block_pv sums it. */
+static inline __attribute__((always_inline)) void block_pv4(const float *e, const float *v,
+                                                            size_t nt, size_t ld, float *o,
+                                                            size_t n) {
+  for (size_t d = 0; d < n; d += 32) {
+    v16 a[8] = {{0}}, x0, x1;
+    for (size_t t = 0; t < nt; t++) {
+      LOAD16(x0, v + t * ld + d);
+      LOAD16(x1, v + t * ld + d + 16);
+#pragma GCC unroll 4
+      for (int h = 0; h < 4; h++) {
+        const float w = e[h * HS_KV_BLOCK + t];
+        a[2 * h] = a[2 * h] + w * x0;
+        a[2 * h + 1] = a[2 * h + 1] + w * x1;
+      }
+    }
+#pragma GCC unroll 4
+    for (int h = 0; h < 4; h++) {
+      STORE16(o + (size_t)h * n + d, a[2 * h]);
+      STORE16(o + (size_t)h * n + d + 16, a[2 * h + 1]);
+    }
+  }
+}
+
+/* Max of s[0..nb) (order does not matter for a max); sets s[nb..32) to -inf on the way, so that
+ * their exponentials come out 0. */
+static inline __attribute__((always_inline)) float block_max(float *s, size_t nb) {
+  for (size_t t = nb; t < HS_KV_BLOCK; t++) s[t] = -INFINITY;
+  v16 a, b;
+  LOAD16(a, s);
+  LOAD16(b, s + 16);
+  vi16 m = a > b;
+  a = (v16)(((vi16)a & m) | ((vi16)b & ~m));
+  float mx = a[0];
+  for (int i = 1; i < 16; i++) mx = a[i] > mx ? a[i] : mx;
+  return mx;
+}
+
+/* Sum of s[0..32) in one fixed order: the two halves lane by lane, then hs_cpu_sum16's tree. */
+static inline __attribute__((always_inline)) float block_sum(const float *s) {
+  v16 a, b;
+  LOAD16(a, s);
+  LOAD16(b, s + 16);
+  a = a + b;
+  float s8[8], s4[4];
+  for (int i = 0; i < 8; i++) s8[i] = a[i] + a[i + 8];
+  for (int i = 0; i < 4; i++) s4[i] = s8[i] + s8[i + 4];
+  return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+}
+
 static inline __attribute__((always_inline)) void attn_body(void *ctx, size_t task,
                                                             unsigned worker) {
   const attn_job *j = ctx;
@@ -149,39 +260,44 @@ static inline __attribute__((always_inline)) void attn_body(void *ctx, size_t ta
   const float *V = hs_kv_head(s, s->v, j->layer, (uint32_t)g);
 
   float *sc = j->m->ws.attn_scratch + (size_t)worker * j->m->ws.attn_scratch_per_worker;
-  float *scores = sc;                       /* [rep][32] */
-  float *ob = scores + rep * HS_KV_BLOCK;   /* [hd] */
-  float *O = ob + hd;                       /* [rep][hd] */
-  float *M = O + rep * hd, *L = M + rep;    /* [rep] each */
+  float *scores = sc;                        /* [rep][32] scores, then exponentials */
+  float *ob = scores + rep * HS_KV_BLOCK;    /* [rep][hd] block partials o_b */
+  float *O = ob + rep * hd;                  /* [rep][hd] running O */
+  float *M = O + rep * hd, *L = M + rep;     /* [rep] each: running M, L */
+  float *mbs = L + rep, *lbs = mbs + rep;    /* [rep] each: the block's m_b, l_b */
+  const float *qg = j->q + r * p->n_embd + g * rep * hd; /* the group's query heads */
 
   for (size_t b0 = 0; b0 < n_pos; b0 += HS_KV_BLOCK) {
     const size_t nb = n_pos - b0 < HS_KV_BLOCK ? n_pos - b0 : HS_KV_BLOCK;
     const float *kb = K + b0 * hd, *vb = V + b0 * hd;
-    for (size_t i = 0; i < rep; i++) {
-      const float *qh = j->q + r * p->n_embd + (g * rep + i) * hd;
+    size_t i = 0;
+    for (; i + 4 <= rep; i += 4) block_scores4(qg + i * hd, kb, hd, scale, scores + i * HS_KV_BLOCK);
+    for (; i < rep; i++) block_scores(qg + i * hd, kb, hd, scale, scores + i * HS_KV_BLOCK);
+    /* the block's partials: m_b; e_t = exp(s_t - m_b), 0 past the block's end; l_b; o_b */
+    for (i = 0; i < rep; i++) {
       float *si = scores + i * HS_KV_BLOCK;
-      block_scores(qh, kb, hd, scale, si);
-      /* the block's partial: m_b, l_b, o_b */
-      float mb = si[0];
-      for (size_t t = 1; t < nb; t++) mb = si[t] > mb ? si[t] : mb;
-      float lb = 0;
-      memset(ob, 0, hd * sizeof *ob);
-      for (size_t t = 0; t < nb; t++) {
-        float e = expf(si[t] - mb);
-        lb += e;
-        axpy(ob, e, vb + t * hd, hd);
-      }
-      /* merged in block order */
+      mbs[i] = block_max(si, nb);
+      vexp16(si, mbs[i]);
+      vexp16(si + 16, mbs[i]);
+      lbs[i] = block_sum(si);
+    }
+    i = 0;
+    if (hd % 32 == 0)
+      for (; i + 4 <= rep; i += 4) block_pv4(scores + i * HS_KV_BLOCK, vb, nb, hd, ob + i * hd, hd);
+    for (; i < rep; i++) block_pv(scores + i * HS_KV_BLOCK, vb, nb, hd, ob + i * hd, hd);
+    /* merged in block order */
+    for (i = 0; i < rep; i++) {
       float *Oi = O + i * hd;
+      const float mb = mbs[i], lb = lbs[i];
       if (b0 == 0) {
         M[i] = mb;
         L[i] = lb;
-        memcpy(Oi, ob, hd * sizeof *Oi);
+        memcpy(Oi, ob + i * hd, hd * sizeof *Oi);
       } else {
         float mn = M[i] > mb ? M[i] : mb;
         float a = expf(M[i] - mn), c = expf(mb - mn);
         L[i] = L[i] * a + lb * c;
-        scale_add(Oi, a, ob, c, hd);
+        scale_add(Oi, a, ob + i * hd, c, hd);
         M[i] = mn;
       }
     }

@@ -29,6 +29,9 @@
  * cache, block by block in a fixed order. So a token's logits are bit-identical whether it was
  * computed alone, in a batch with other sequences, or as part of a whole prompt.
  *
+ * Products that share an input (q, k, v; gate and up) go to the kernels together, so each needs
+ * one quantization of its input and one pool job (hs_cpu_matmul_multi).
+ *
  * Row-wise steps run over the thread pool in chunks of rows when the batch is large enough to
  * pay for it; matrix products and attention always do. The workspace grows to the largest batch
  * seen and is reused, so steady-state calls do not allocate. Everything that can fail (checks,
@@ -168,6 +171,18 @@ static int matmul(hs_model *m, const hs_weight *w, const float *x, size_t n, flo
   return 0;
 }
 
+/* y_i = W_i x for up to four matrices of the same width at once (one quantization of x per
+ * format, one pool job: see hs_cpu_matmul_multi). */
+static int matmul_n(hs_model *m, const hs_weight *const *ws, float *const *ys, size_t k,
+                    const float *x, size_t n) {
+  hs_cpu_mm mm[HS_CPU_MM_MAX];
+  for (size_t i = 0; i < k; i++)
+    mm[i] = (hs_cpu_mm){ws[i]->type, ws[i]->data, ws[i]->rows, ys[i], ws[i]->rows};
+  int rc = hs_cpu_matmul_multi(m->tp, &m->scratch, mm, k, ws[0]->cols, x, n);
+  if (rc) return hs_set_error(&err, rc, "matrix product failed (%s)", hs_strerror(rc));
+  return 0;
+}
+
 /* Checks the batch and assigns positions; on failure no sequence is changed. */
 static int check_batch(hs_model *m, const hs_batch_item *items, size_t n) {
   int rc = 0;
@@ -225,10 +240,15 @@ int hs_model_forward(hs_model *m, const hs_batch_item *items, size_t n, float *l
   for (uint32_t l = 0; l < p->n_layer && nr > 0; l++) {
     const hs_layer *L = &m->layers[l];
     rows_run(m, L, l, PH_NORM_ATTN, nr, e);
-    if ((rc = matmul(m, &L->wk, w->xn, nr, w->k)) || (rc = matmul(m, &L->wv, w->xn, nr, w->v)))
-      return rc;
+    /* q, k and v together, except in the last layer when rows are dropped before q */
+    const int drop = l + 1 == p->n_layer && n_out < nr;
+    {
+      const hs_weight *ws3[3] = {&L->wk, &L->wv, &L->wq};
+      float *ys3[3] = {w->k, w->v, w->q};
+      if ((rc = matmul_n(m, ws3, ys3, drop ? 2 : 3, w->xn, nr))) return rc;
+    }
     rows_run(m, L, l, PH_KV_POST, nr, 2 * kv);
-    if (l + 1 == p->n_layer && n_out < nr) {
+    if (drop) {
       /* keep only the wanted rows (in order; rows[k] >= k, so moving down is safe) */
       for (size_t k = 0; k < n_out; k++) {
         size_t r = w->rows[k];
@@ -241,15 +261,17 @@ int hs_model_forward(hs_model *m, const hs_batch_item *items, size_t n, float *l
       }
       nr = n_out;
       if (nr == 0) break;
+      if ((rc = matmul(m, &L->wq, w->xn, nr, w->q))) return rc;
     }
-    if ((rc = matmul(m, &L->wq, w->xn, nr, w->q))) return rc;
     rows_run(m, L, l, PH_QKV_POST, nr, e);
     hs_attention(m, l, nr, w->q, w->seq, w->pos, w->att);
     if ((rc = matmul(m, &L->wo, w->att, nr, w->tmp))) return rc;
     rows_run(m, L, l, PH_RESID_NORM, nr, e);
-    if ((rc = matmul(m, &L->w_gate, w->xn, nr, w->gate)) ||
-        (rc = matmul(m, &L->w_up, w->xn, nr, w->up)))
-      return rc;
+    {
+      const hs_weight *ws2[2] = {&L->w_gate, &L->w_up};
+      float *ys2[2] = {w->gate, w->up};
+      if ((rc = matmul_n(m, ws2, ys2, 2, w->xn, nr))) return rc;
+    }
     rows_run(m, L, l, PH_SWIGLU, nr, ff);
     if ((rc = matmul(m, &L->w_down, w->gate, nr, w->tmp))) return rc;
     rows_run(m, L, l, PH_RESID, nr, e);

@@ -64,9 +64,12 @@ void hs_op_add(float *x, const float *y, size_t n) {
 }
 
 void hs_op_swiglu(float *out, const float *gate, const float *up, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    float g = gate[i];
-    out[i] = g / (1.0f + expf(-g)) * up[i];
+  float t[16];
+  for (size_t i = 0; i < n; i += 16) {
+    size_t m = n - i < 16 ? n - i : 16;
+    for (size_t k = 0; k < 16; k++) t[k] = k < m ? -gate[i + k] : 0.0f;
+    hs_op_exp16(t, 0.0f);
+    for (size_t k = 0; k < m; k++) out[i + k] = gate[i + k] / (1.0f + t[k]) * up[i + k];
   }
 }
 

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* y[i] = x[i] * (1 / sqrt(mean(x^2) + eps)) * w[i], i < n. y may equal x. */
 void hs_op_rmsnorm(float *y, const float *x, const float *w, size_t n, float eps);
@@ -19,8 +20,46 @@ float hs_op_dot(const float *a, const float *b, size_t n);
 /* x[i] += y[i]. */
 void hs_op_add(float *x, const float *y, size_t n);
 
-/* out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)). out may equal gate. */
+/* out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)), exp by hs_op_exp16. out may equal
+ * gate. */
 void hs_op_swiglu(float *out, const float *gate, const float *up, size_t n);
+
+/* p16[i] = e^x with x = p16[i] - sub, for 16 lanes (the softmax of attention.c, SwiGLU), in plain
+ * vector arithmetic (GCC/Clang vector extensions; vector values stay locals, loaded and stored
+ * through memcpy) so that every ISA's compilation gives the same bits: x = n ln2 + r with
+ * n = round(x / ln2) (by the 1.5 * 2^23 rounding trick), r reduced in two steps (Cody and Waite: ln2 = C1 + C2, C1 exact in few bits), e^r = 1 + r + r^2 P(r) with
+ * the degree-5 minimax polynomial of Cephes' expf (about 1 ulp on [-ln2/2, ln2/2]), and 2^n put
+ * in the exponent bits. Inputs are clamped to [-87, 88]; below -87 the result is 0 (e^-87 is
+ * 1.6e-38, far below what a softmax term can contribute). */
+static inline __attribute__((always_inline)) void hs_op_exp16(float *p16, float sub) {
+  typedef float v16 __attribute__((vector_size(64)));
+  typedef int32_t vi16 __attribute__((vector_size(64)));
+  v16 x;
+  memcpy(&x, p16, sizeof x);
+  x = x - sub;
+  const v16 lo = (v16){0} - 87.0f, hi = (v16){0} + 88.0f;
+  vi16 under = x < lo, m = under;
+  x = (v16)(((vi16)x & ~m) | ((vi16)lo & m));
+  m = x > hi;
+  x = (v16)(((vi16)x & ~m) | ((vi16)hi & m));
+  const v16 magic = (v16){0} + 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+  v16 t = x * 1.44269504088896341f + magic;
+  v16 n = t - magic;
+  v16 r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  v16 p = (v16){0} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = (p * r) * r + r + 1.0f;
+  vi16 ni = (vi16)t - (vi16)magic; /* n, from the low mantissa bits of t */
+  v16 scale = (v16)((ni + 127) << 23);
+  v16 y = p * scale;
+  y = (v16)((vi16)y & ~under);
+  memcpy(p16, &y, sizeof y);
+}
 
 /* In-place softmax of n > 0 floats: exp(x - max) / sum. */
 void hs_op_softmax(float *x, size_t n);

@@ -355,7 +355,8 @@ static const hs_cpu_act_spec specs[] = {
     {HS_CPU_ACT_REF_Q8, HS_CPU_SIDE_NONE, 32},  {HS_CPU_ACT_REF_K, HS_CPU_SIDE_NONE, 256},
     {HS_CPU_ACT_L32, HS_CPU_SIDE_CORR128, 32},  {HS_CPU_ACT_L32, HS_CPU_SIDE_CORR8, 32},
     {HS_CPU_ACT_L32, HS_CPU_SIDE_ASUM, 256},    {HS_CPU_ACT_L32, HS_CPU_SIDE_NONE, 32},
-    {HS_CPU_ACT_L16, HS_CPU_SIDE_CORR32, 256},
+    {HS_CPU_ACT_L16, HS_CPU_SIDE_CORR32, 256},  {HS_CPU_ACT_V32K, HS_CPU_SIDE_ASUM, 256},
+    {HS_CPU_ACT_V16, HS_CPU_SIDE_CORR32, 256},  {HS_CPU_ACT_V32, HS_CPU_SIDE_CORR128, 32},
 };
 
 static void test_act_quant_isas_agree(void **state) {
@@ -488,6 +489,100 @@ static void test_act_lane_layout(void **state) {
   free(x);
   free(aq);
   free(ak);
+}
+
+/* The vector formats hold the lane formats' codes (each chunk contiguous, V32K's chunks in the
+ * slots of hs_cpu_v32k_slot) and the same side vector and scales. */
+static void test_act_vector_layout(void **state) {
+  (void)state;
+  const size_t n_cols = 1280;
+  float *x = random_x(n_cols);
+  static const struct {
+    hs_cpu_act_spec v, l;
+  } pairs[] = {
+      {{HS_CPU_ACT_V32K, HS_CPU_SIDE_ASUM, 256}, {HS_CPU_ACT_L32, HS_CPU_SIDE_ASUM, 256}},
+      {{HS_CPU_ACT_V32, HS_CPU_SIDE_CORR128, 32}, {HS_CPU_ACT_L32, HS_CPU_SIDE_CORR128, 32}},
+      {{HS_CPU_ACT_V16, HS_CPU_SIDE_CORR32, 256}, {HS_CPU_ACT_L16, HS_CPU_SIDE_CORR32, 256}},
+  };
+  hs_cpu_isa isas[3];
+  int n_isa = isa_list(isas);
+  for (int ii = 0; ii < n_isa; ii++)
+    for (size_t pi = 0; pi < sizeof pairs / sizeof *pairs; pi++) {
+      size_t rb = hs_cpu_act_row_bytes(&pairs[pi].v, n_cols);
+      assert_int_equal(rb, hs_cpu_act_row_bytes(&pairs[pi].l, n_cols));
+      uint8_t *v = malloc(rb), *l = malloc(rb);
+      memset(v, 0x5a, rb);
+      hs_cpu_act_quantize(isas[ii], &pairs[pi].v, x, n_cols, 0, 1, v);
+      hs_cpu_act_quantize(isas[ii], &pairs[pi].l, x, n_cols, 0, 1, l);
+      const size_t chunk = pairs[pi].v.fmt == HS_CPU_ACT_V16 ? 16 : 32;
+      const size_t gb = chunk == 16 ? HS_CPU_L16_GROUP_BYTES : HS_CPU_L32_GROUP_BYTES;
+      for (size_t g = 0; g < rb / gb; g++) {
+        const uint8_t *vg = v + g * gb, *lg = l + g * gb;
+        for (size_t c = 0; c < 16; c++) {
+          size_t slot = pairs[pi].v.fmt == HS_CPU_ACT_V32K ? hs_cpu_v32k_slot((unsigned)c) : c;
+          for (size_t i = 0; i < chunk; i++)
+            assert_int_equal(vg[chunk * slot + i], lg[64 * (i / 4) + 4 * c + i % 4]);
+        }
+        assert_memory_equal(vg + 16 * chunk, lg + 16 * chunk, 128); /* side and scales */
+      }
+      free(v);
+      free(l);
+    }
+  /* the slot permutation: chunks 0, 2, 1, 3 in each four slots */
+  const unsigned want[16] = {0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15};
+  for (unsigned c = 0; c < 16; c++) assert_int_equal(hs_cpu_v32k_slot(c), want[c]);
+  free(x);
+}
+
+/* hs_cpu_matmul_multi gives, bit for bit, what separate calls give, for mixed types (formats
+ * shared or not), decode-sized and prefill-sized calls, with and without a pool. */
+static void test_matmul_multi(void **state) {
+  (void)state;
+  hs_threadpool *tp = NULL;
+  assert_int_equal(hs_threadpool_create(2, &tp), 0);
+  hs_cpu_scratch s = {0};
+  const size_t n_cols = 512;
+  const int types[4] = {HS_QUANT_Q4_K, HS_QUANT_Q6_K, HS_QUANT_Q4_K, HS_QUANT_F32};
+  const size_t rows[4] = {67, 16, 5, 9};
+  uint8_t *w[4];
+  for (int i = 0; i < 4; i++) w[i] = random_weights(types[i], rows[i], n_cols);
+  const size_t toks[3] = {1, 2, 11};
+  for (int ti = 0; ti < 3; ti++) {
+    size_t n_tok = toks[ti];
+    float *x = random_x(n_cols * n_tok);
+    for (int pi = 0; pi < 2; pi++) {
+      hs_threadpool *pool = pi ? tp : NULL;
+      for (size_t n = 1; n <= 4; n++) {
+        float *ys[4], *want[4];
+        hs_cpu_mm mm[4];
+        for (size_t i = 0; i < n; i++) {
+          size_t ldy = rows[i] + 3;
+          ys[i] = malloc(ldy * n_tok * sizeof(float));
+          want[i] = malloc(ldy * n_tok * sizeof(float));
+          memset(ys[i], 0, ldy * n_tok * sizeof(float));
+          memset(want[i], 0, ldy * n_tok * sizeof(float));
+          assert_int_equal(hs_cpu_matmul(pool, &s, types[i], w[i], rows[i], n_cols, x, n_tok,
+                                         want[i], ldy), 0);
+          mm[i] = (hs_cpu_mm){types[i], w[i], rows[i], ys[i], ldy};
+        }
+        assert_int_equal(hs_cpu_matmul_multi(pool, &s, mm, n, n_cols, x, n_tok), 0);
+        for (size_t i = 0; i < n; i++) {
+          assert_memory_equal(ys[i], want[i], (rows[i] + 3) * n_tok * sizeof(float));
+          free(ys[i]);
+          free(want[i]);
+        }
+      }
+    }
+    free(x);
+  }
+  hs_cpu_mm bad = {HS_QUANT_Q4_K, w[0], rows[0], NULL, rows[0]};
+  float xx[512] = {0};
+  assert_int_equal(hs_cpu_matmul_multi(tp, &s, &bad, 1, n_cols, xx, 1), HS_EINVAL);
+  assert_int_equal(hs_cpu_matmul_multi(tp, &s, &bad, 0, n_cols, xx, 1), HS_EINVAL);
+  assert_int_equal(hs_cpu_matmul_multi(tp, &s, &bad, HS_CPU_MM_MAX + 1, n_cols, xx, 1), HS_EINVAL);
+  for (int i = 0; i < 4; i++) free(w[i]);
+  hs_cpu_scratch_free(&s);
+  hs_threadpool_destroy(tp);
 }
 
 /* ---- 5. arguments, layout, scratch ---- */
@@ -630,6 +725,7 @@ int main(void) {
       cmocka_unit_test(test_args),                 cmocka_unit_test(test_every_isa_has_every_type),
       cmocka_unit_test(test_act_quant_isas_agree), cmocka_unit_test(test_act_lane_layout),
       cmocka_unit_test(test_isa_vs_ref),           cmocka_unit_test(test_batch_invariance),
+      cmocka_unit_test(test_act_vector_layout),    cmocka_unit_test(test_matmul_multi),
       cmocka_unit_test(test_ldy_gaps_untouched),   cmocka_unit_test(test_scratch_and_oom),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

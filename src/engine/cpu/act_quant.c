@@ -22,6 +22,10 @@
  *           f32 dx[16] at 576: the scale of the block each chunk belongs to.
  *   L16     groups of 256 elements = 16 chunks of 16: byte 64*g + 4*c + b (g = 0..3) holds element
  *           16*c + 4*g + b; side[16] at 256, f32 dx[16] at 320.
+ *   V32, V32K, V16  the "vector" formats of the direct matrix-vector kernels: the same groups,
+ *           side vector and dx as L32 (V32, V32K) or L16 (V16), but each chunk's codes are
+ *           contiguous: chunk c of a group at bytes [32*s, 32*s + 32) with s = c (V32) or
+ *           s = hs_cpu_v32k_slot(c) (V32K, types.h), or [16*c, 16*c + 16) (V16).
  *   The side vector is per chunk: int32 -128*sum, -8*sum or -32*sum of the chunk's codes (the
  *   offset corrections of Q8_0, Q4_0 and Q6_K weights, used as the integer accumulator's start),
  *   or the f32 sum (Q4_K's mins), or zero. A last partial group is padded with zero codes, zero
@@ -44,8 +48,11 @@ size_t hs_cpu_act_row_bytes(const hs_cpu_act_spec *spec, size_t n_cols) {
   case HS_CPU_ACT_REF_Q8: return round64(n_cols / 32 * HS_CPU_REF_Q8_BLOCK_BYTES);
   case HS_CPU_ACT_REF_K: return round64(n_cols / 256 * HS_CPU_REF_K_BLOCK_BYTES);
   case HS_CPU_ACT_L32:
+  case HS_CPU_ACT_V32:
+  case HS_CPU_ACT_V32K:
     return (n_cols + HS_CPU_L32_GROUP_ELEMS - 1) / HS_CPU_L32_GROUP_ELEMS * HS_CPU_L32_GROUP_BYTES;
   case HS_CPU_ACT_L16:
+  case HS_CPU_ACT_V16:
     return (n_cols + HS_CPU_L16_GROUP_ELEMS - 1) / HS_CPU_L16_GROUP_ELEMS * HS_CPU_L16_GROUP_BYTES;
   default: return 0;
   }
@@ -109,12 +116,26 @@ static void ref_k_row(const float *x, size_t n_cols, uint8_t *dst) {
   }
 }
 
-/* Lane formats, scalar. chunk: 32 (L32) or 16 (L16) elements. */
+static int fmt_is_32(hs_cpu_act_fmt f) {
+  return f == HS_CPU_ACT_L32 || f == HS_CPU_ACT_V32 || f == HS_CPU_ACT_V32K;
+}
+
+/* Byte offset in its group of byte i of chunk c's codes (lane and vector formats). */
+static size_t code_off(hs_cpu_act_fmt f, size_t c, size_t i) {
+  switch (f) {
+  case HS_CPU_ACT_V32: return 32 * c + i;
+  case HS_CPU_ACT_V32K: return 32 * hs_cpu_v32k_slot((unsigned)c) + i;
+  case HS_CPU_ACT_V16: return 16 * c + i;
+  default: return 64 * (i / 4) + 4 * c + i % 4; /* L32, L16 */
+  }
+}
+
+/* Lane and vector formats, scalar. chunk: 32 (L32, V32, V32K) or 16 (L16, V16) elements. */
 static void lane_row_scalar(const hs_cpu_act_spec *spec, const float *x, size_t n_cols,
                             uint8_t *dst) {
-  size_t chunk = spec->fmt == HS_CPU_ACT_L32 ? 32 : 16;
+  size_t chunk = fmt_is_32(spec->fmt) ? 32 : 16;
   size_t group_elems = 16 * chunk;
-  size_t group_bytes = spec->fmt == HS_CPU_ACT_L32 ? HS_CPU_L32_GROUP_BYTES : HS_CPU_L16_GROUP_BYTES;
+  size_t group_bytes = fmt_is_32(spec->fmt) ? HS_CPU_L32_GROUP_BYTES : HS_CPU_L16_GROUP_BYTES;
   size_t sb = spec->scale_block;
   size_t n_groups = (n_cols + group_elems - 1) / group_elems;
   memset(dst, 0, n_groups * group_bytes);
@@ -127,7 +148,7 @@ static void lane_row_scalar(const hs_cpu_act_spec *spec, const float *x, size_t 
       uint8_t *gp = dst + g * group_bytes;
       int32_t sum = 0;
       for (size_t i = 0; i < chunk; i++) {
-        gp[64 * (i / 4) + 4 * c + i % 4] = (uint8_t)q[c0 + i];
+        gp[code_off(spec->fmt, c, i)] = (uint8_t)q[c0 + i];
         sum += q[c0 + i];
       }
       uint8_t *side = gp + 16 * chunk + 4 * c;
@@ -174,12 +195,13 @@ AVX512_TARGET static float quant_block_avx512(const float *x, int k, int8_t *q) 
  * 4-byte slices into its lane. */
 AVX512_TARGET static void lane_row_avx512(const hs_cpu_act_spec *spec, const float *x,
                                           size_t n_cols, uint8_t *dst) {
-  size_t chunk = spec->fmt == HS_CPU_ACT_L32 ? 32 : 16;
+  size_t chunk = fmt_is_32(spec->fmt) ? 32 : 16;
   size_t group_elems = 16 * chunk;
-  size_t group_bytes = spec->fmt == HS_CPU_ACT_L32 ? HS_CPU_L32_GROUP_BYTES : HS_CPU_L16_GROUP_BYTES;
+  size_t group_bytes = fmt_is_32(spec->fmt) ? HS_CPU_L32_GROUP_BYTES : HS_CPU_L16_GROUP_BYTES;
   size_t sb = spec->scale_block;
   size_t n_groups = (n_cols + group_elems - 1) / group_elems;
   size_t ndw = chunk / 4;
+  int lanes = spec->fmt == HS_CPU_ACT_L32 || spec->fmt == HS_CPU_ACT_L16;
   /* zero only the last group's padding (every other byte is written below) */
   if (n_cols % group_elems) memset(dst + (n_groups - 1) * group_bytes, 0, group_bytes);
   _Alignas(64) int8_t q[256];
@@ -190,7 +212,10 @@ AVX512_TARGET static void lane_row_avx512(const hs_cpu_act_spec *spec, const flo
       size_t g = e / group_elems, c = (e % group_elems) / chunk;
       uint8_t *gp = dst + g * group_bytes;
       const int8_t *qc = q + c0;
-      for (size_t w = 0; w < ndw; w++) memcpy(gp + 64 * w + 4 * c, qc + 4 * w, 4);
+      if (lanes)
+        for (size_t w = 0; w < ndw; w++) memcpy(gp + 64 * w + 4 * c, qc + 4 * w, 4);
+      else
+        memcpy(gp + code_off(spec->fmt, c, 0), qc, chunk);
       /* sum of the chunk's codes */
       __m128i v = _mm_loadu_si128((const __m128i *)qc);
       __m512i s = _mm512_cvtepi8_epi32(v);
@@ -221,6 +246,9 @@ void hs_cpu_act_quantize(hs_cpu_isa isa, const hs_cpu_act_spec *spec, const floa
     case HS_CPU_ACT_REF_K: ref_k_row(xr, n_cols, dst); break;
     case HS_CPU_ACT_L32:
     case HS_CPU_ACT_L16:
+    case HS_CPU_ACT_V32:
+    case HS_CPU_ACT_V32K:
+    case HS_CPU_ACT_V16:
 #ifdef HS_X86
       if (isa == HS_CPU_ISA_AVX512) {
         lane_row_avx512(spec, xr, n_cols, dst);

@@ -65,6 +65,22 @@ int hs_cpu_matmul_supported(int type, size_t n_cols);
 int hs_cpu_matmul(hs_threadpool *tp, hs_cpu_scratch *scratch, int type, const void *W,
                   size_t n_rows, size_t n_cols, const float *x, size_t n_tok, float *y, size_t ldy);
 
+/* Several products of the same activations: y_i = W_i x for i < n (1 <= n <= HS_CPU_MM_MAX), each
+ * matrix with its own type, rows and output (y rows ldy floats apart), as n hs_cpu_matmul calls
+ * would compute them, bit for bit, but with x quantized once per activation format and all the
+ * rows split over the pool in one job (the q/k/v projections; gate and up). Pointers are
+ * borrowed for the call. Errors as hs_cpu_matmul's. */
+#define HS_CPU_MM_MAX 4
+typedef struct hs_cpu_mm {
+  int type;
+  const void *W;
+  size_t n_rows;
+  float *y;
+  size_t ldy;
+} hs_cpu_mm;
+int hs_cpu_matmul_multi(hs_threadpool *tp, hs_cpu_scratch *scratch, const hs_cpu_mm *mm, size_t n,
+                        size_t n_cols, const float *x, size_t n_tok);
+
 /* The same with a given ISA (tests and benchmarks compare paths); HS_EINVAL if unsupported here. */
 int hs_cpu_matmul_isa(hs_cpu_isa isa, hs_threadpool *tp, hs_cpu_scratch *scratch, int type,
                       const void *W, size_t n_rows, size_t n_cols, const float *x, size_t n_tok,

@@ -240,6 +240,45 @@ HS_INLINE HS_TARGET_AVX2 void lane_tile_avx2(const uint8_t *const *wr, const uin
       y[(size_t)t * ldy + (size_t)r] = hs_sum16_avx2(facc[r][t][0], facc[r][t][1]);
 }
 
+/* ---- the direct matrix-vector path (AVX-512) ----
+ *
+ * For one or two tokens, packing a row costs more than its products: every weight byte is read
+ * once, transposed, stored and loaded again for a single vpdpbusd. The direct kernels (vec_rows
+ * of Q4_K and Q6_K) instead run vpdpbusd on the weights' own byte order, against activations
+ * quantized into the matching "vector" format (act_quant.c), so each 32-bit lane holds a 4-byte
+ * partial dot of some chunk; a chunk is spread over 8 (chunks of 32) or 4 (chunks of 16) lanes
+ * of one vector. A transposing reduction tree then sums each chunk's lanes into one lane: 16
+ * chunks in 7 (or 3) unpack-and-add steps plus one lane permutation, after which the chunk dots
+ * sit in chunk order, exactly the integer vector i the lane tile computes for the same group.
+ * The float steps that follow are the lane tile's, instruction for instruction, so the direct
+ * path gives the tile's bits (integer sums are exact in any order). */
+
+/* p[v], v < 8: lanes 0..7 hold partial dots of chunk X_v, lanes 8..15 of chunk Y_v. Returns the
+ * sums in lane order X_0..X_3, Y_0..Y_3, X_4..X_7, Y_4..Y_7. */
+HS_INLINE HS_TARGET_AVX512 __m512i vec_reduce8_avx512(const __m512i p[8]) {
+  __m512i s[4];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++)
+    s[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2 * i], p[2 * i + 1]),
+                            _mm512_unpackhi_epi32(p[2 * i], p[2 * i + 1]));
+  /* 128-bit lane L of t0 now holds, at position v, the sum of p[v]'s four lanes in L */
+  __m512i t0 = _mm512_add_epi32(_mm512_unpacklo_epi64(s[0], s[1]), _mm512_unpackhi_epi64(s[0], s[1]));
+  __m512i t1 = _mm512_add_epi32(_mm512_unpacklo_epi64(s[2], s[3]), _mm512_unpackhi_epi64(s[2], s[3]));
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(t0, t1, _MM_SHUFFLE(2, 0, 2, 0)),
+                          _mm512_shuffle_i32x4(t0, t1, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* p[v], v < 4: 128-bit lane L holds partial dots of chunk 4v + L. Returns chunk 4v + L's sum in
+ * lane 4L + v. */
+HS_INLINE HS_TARGET_AVX512 __m512i vec_reduce4_avx512(const __m512i p[4]) {
+  __m512i s0 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
+  __m512i s1 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(s0, s1), _mm512_unpackhi_epi64(s0, s1));
+}
+
+/* Tokens a direct kernel takes at once (more go to the packed tiles, which reuse better). */
+#define VEC_MAX_TOK 2
+
 /* Instantiations: one function per (rows, tokens) up to the tile, and the table of them. */
 #define LANE_TILE_FN(prefix, isa, r, t, ...)                                                     \
   HS_TARGET_##isa static void prefix##_##isa##_##r##x##t(const uint8_t *const *wr, const uint8_t *const *ar,    \

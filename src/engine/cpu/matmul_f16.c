@@ -45,9 +45,9 @@ static void rows_ref_bf16(const hs_cpu_job *j, size_t r0, size_t r1, void *scrat
 }
 
 static const hs_cpu_kernel k_ref_f16 = {{HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, panel_row,
-                                        rows_ref_f16, 1};
+                                        rows_ref_f16, 1, HS_CPU_NO_VEC};
 static const hs_cpu_kernel k_ref_bf16 = {{HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, panel_row,
-                                         rows_ref_bf16, 1};
+                                         rows_ref_bf16, 1, HS_CPU_NO_VEC};
 
 #ifdef HS_CPU_X86
 static size_t panel_none(size_t n_cols, size_t n_tok) {
@@ -74,10 +74,10 @@ ROWS_FN(rows_f16_avx2, d_f16_avx2)
 ROWS_FN(rows_bf16_avx512, d_bf16_avx512)
 ROWS_FN(rows_bf16_avx2, d_bf16_avx2)
 #define FLOAT_ACT {HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}
-static const hs_cpu_kernel k_f16_avx512 = {FLOAT_ACT, panel_none, rows_f16_avx512, 4};
-static const hs_cpu_kernel k_f16_avx2 = {FLOAT_ACT, panel_none, rows_f16_avx2, 2};
-static const hs_cpu_kernel k_bf16_avx512 = {FLOAT_ACT, panel_none, rows_bf16_avx512, 4};
-static const hs_cpu_kernel k_bf16_avx2 = {FLOAT_ACT, panel_none, rows_bf16_avx2, 2};
+static const hs_cpu_kernel k_f16_avx512 = {FLOAT_ACT, panel_none, rows_f16_avx512, 4, HS_CPU_NO_VEC};
+static const hs_cpu_kernel k_f16_avx2 = {FLOAT_ACT, panel_none, rows_f16_avx2, 2, HS_CPU_NO_VEC};
+static const hs_cpu_kernel k_bf16_avx512 = {FLOAT_ACT, panel_none, rows_bf16_avx512, 4, HS_CPU_NO_VEC};
+static const hs_cpu_kernel k_bf16_avx2 = {FLOAT_ACT, panel_none, rows_bf16_avx2, 2, HS_CPU_NO_VEC};
 #endif
 
 const hs_cpu_kernel *hs_cpu_kernel_f16(hs_cpu_isa isa) {

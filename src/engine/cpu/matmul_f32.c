@@ -35,7 +35,7 @@ static void rows_ref(const hs_cpu_job *j, size_t r0, size_t r1, void *scratch) {
   }
 }
 
-static const hs_cpu_kernel k_ref = {{HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, panel_none, rows_ref, 1};
+static const hs_cpu_kernel k_ref = {{HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, panel_none, rows_ref, 1, HS_CPU_NO_VEC};
 
 #ifdef HS_CPU_X86
 FLT_TILES(f32, avx512, FLT_F32)
@@ -50,8 +50,8 @@ static void rows_avx2(const hs_cpu_job *j, size_t r0, size_t r1, void *s) {
   (void)s;
   flt_rows(&d_avx2, j, r0, r1);
 }
-static const hs_cpu_kernel k_avx512 = {{HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, panel_none, rows_avx512, 4};
-static const hs_cpu_kernel k_avx2 = {{HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, panel_none, rows_avx2, 2};
+static const hs_cpu_kernel k_avx512 = {{HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, panel_none, rows_avx512, 4, HS_CPU_NO_VEC};
+static const hs_cpu_kernel k_avx2 = {{HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, panel_none, rows_avx2, 2, HS_CPU_NO_VEC};
 #endif
 
 const hs_cpu_kernel *hs_cpu_kernel_f32(hs_cpu_isa isa) {

@@ -54,7 +54,7 @@ static void rows_ref(const hs_cpu_job *j, size_t r0, size_t r1, void *scratch) {
   }
 }
 
-static const hs_cpu_kernel k_ref = {{HS_CPU_ACT_REF_Q8, HS_CPU_SIDE_NONE, 32}, panel_none, rows_ref, 1};
+static const hs_cpu_kernel k_ref = {{HS_CPU_ACT_REF_Q8, HS_CPU_SIDE_NONE, 32}, panel_none, rows_ref, 1, HS_CPU_NO_VEC};
 
 /* ---- packing ---- */
 
@@ -121,8 +121,8 @@ static void rows_avx512(const hs_cpu_job *j, size_t r0, size_t r1, void *s) { la
 static size_t panel_avx2(size_t n_cols, size_t n_tok) { return lane_panel_bytes(&d_avx2, n_cols, n_tok); }
 static void rows_avx2(const hs_cpu_job *j, size_t r0, size_t r1, void *s) { lane_rows(&d_avx2, j, r0, r1, s); }
 
-static const hs_cpu_kernel k_avx512 = {{HS_CPU_ACT_L32, HS_CPU_SIDE_CORR8, 32}, panel_avx512, rows_avx512, 3};
-static const hs_cpu_kernel k_avx2 = {{HS_CPU_ACT_L32, HS_CPU_SIDE_CORR8, 32}, panel_avx2, rows_avx2, 2};
+static const hs_cpu_kernel k_avx512 = {{HS_CPU_ACT_L32, HS_CPU_SIDE_CORR8, 32}, panel_avx512, rows_avx512, 3, HS_CPU_NO_VEC};
+static const hs_cpu_kernel k_avx2 = {{HS_CPU_ACT_L32, HS_CPU_SIDE_CORR8, 32}, panel_avx2, rows_avx2, 2, HS_CPU_NO_VEC};
 #endif
 
 const hs_cpu_kernel *hs_cpu_kernel_q4_0(hs_cpu_isa isa) {

@@ -81,7 +81,7 @@ static void rows_ref(const hs_cpu_job *j, size_t r0, size_t r1, void *scratch) {
   }
 }
 
-static const hs_cpu_kernel k_ref = {{HS_CPU_ACT_REF_K, HS_CPU_SIDE_NONE, 256}, panel_none, rows_ref, 1};
+static const hs_cpu_kernel k_ref = {{HS_CPU_ACT_REF_K, HS_CPU_SIDE_NONE, 256}, panel_none, rows_ref, 1, HS_CPU_NO_VEC};
 
 /* ---- packing ---- */
 
@@ -133,6 +133,23 @@ HS_INLINE HS_TARGET_AVX512 void scales_mins(const uint8_t *p0, const uint8_t *p1
   *mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpackhi_epi64(u0, u1)));
 }
 
+/* The per-lane scales of the group of blocks b0 and (when two) b0 + 144: s1 = d * sc,
+ * s2 = dmin * m; a missing second block gives zeros in lanes 8..15. */
+HS_INLINE HS_TARGET_AVX512 void group_scales(const uint8_t *b0, int two, __m512 *s1, __m512 *s2) {
+  const uint8_t *b1 = b0 + 144;
+  __m512 scf, mf;
+  scales_mins(b0, two ? b1 : b0, &scf, &mf); /* a missing block's lanes are zeroed by d below */
+  /* [d0, dmin0, d1, dmin1] (the two blocks' leading f16 pairs), spread over the lanes */
+  uint32_t h0, h1 = 0;
+  memcpy(&h0, b0, 4);
+  if (two) memcpy(&h1, b1, 4);
+  __m512 dd = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_setr_epi32((int)h0, (int)h1, 0, 0)));
+  __m512 d = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2), dd);
+  __m512 dmin = _mm512_permutexvar_ps(_mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3), dd);
+  *s1 = _mm512_mul_ps(d, scf);
+  *s2 = _mm512_mul_ps(dmin, mf);
+}
+
 /* Packs blocks b0 and (when two) b0 + 144 into one group; a missing second block gives zero
  * codes and scales in lanes 8..15. */
 HS_INLINE HS_TARGET_AVX512 void pack_group_avx512(const uint8_t *b0, int two, uint8_t *gp) {
@@ -151,23 +168,66 @@ HS_INLINE HS_TARGET_AVX512 void pack_group_avx512(const uint8_t *b0, int two, ui
   hs_transpose8_halves(v);
 #pragma GCC unroll 8
   for (int g = 0; g < 8; g++) _mm512_store_si512(gp + 64 * g, v[g]);
-  __m512 scf, mf;
-  scales_mins(b0, two ? b1 : b0, &scf, &mf); /* a missing block's lanes are zeroed by d below */
-  /* [d0, dmin0, d1, dmin1] (the two blocks' leading f16 pairs), spread over the lanes */
-  uint32_t h0, h1 = 0;
-  memcpy(&h0, b0, 4);
-  if (two) memcpy(&h1, b1, 4);
-  __m512 dd = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_setr_epi32((int)h0, (int)h1, 0, 0)));
-  __m512 d = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2), dd);
-  __m512 dmin = _mm512_permutexvar_ps(_mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3), dd);
-  _mm512_store_ps(gp + 512, _mm512_mul_ps(d, scf));
-  _mm512_store_ps(gp + 576, _mm512_mul_ps(dmin, mf));
+  __m512 s1, s2;
+  group_scales(b0, two, &s1, &s2);
+  _mm512_store_ps(gp + 512, s1);
+  _mm512_store_ps(gp + 576, s2);
 }
 
 HS_TARGET_AVX512 static void pack_avx512(const uint8_t *src, size_t n_cols, uint8_t *dst) {
   size_t nb = n_cols / 256, full = nb / 2;
   for (size_t grp = 0; grp < full; grp++) pack_group_avx512(src + grp * 2 * 144, 1, dst + grp * WG);
   if (full * 2 < nb) pack_group_avx512(src + full * 2 * 144, 0, dst + full * WG);
+}
+
+/* The direct path (lane_kernel.h): 64 code bytes of a block, split into low and high nibbles,
+ * are chunks (4m, 4m + 2) and (4m + 1, 4m + 3) of the block; the V32K activations hold the
+ * same chunks in the same places. With v = 4 * block + 2m + nibble, vec_reduce8 leaves chunks in
+ * the order 0,1,4,5, 2,3,6,7, 8,9,12,13, 10,11,14,15, which the permutation below undoes. */
+HS_TARGET_AVX512 static void vec_rows_avx512(const hs_cpu_job *j, size_t r0, size_t r1, void *scratch) {
+  (void)scratch;
+  const size_t nb = j->n_cols / 256, ng = (nb + 1) / 2, nt = j->n_tok;
+  const __m512i m4 = _mm512_set1_epi8(15);
+  const __m512i perm = _mm512_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15);
+  for (size_t r = r0; r < r1; r++) {
+    const uint8_t *row = j->W + r * j->row_bytes;
+    __m512 F[VEC_MAX_TOK];
+#pragma GCC unroll 2
+    for (size_t t = 0; t < VEC_MAX_TOK; t++) F[t] = _mm512_setzero_ps();
+    for (size_t grp = 0; grp < ng; grp++) {
+      const uint8_t *b0 = row + grp * 2 * 144;
+      const int two = 2 * grp + 1 < nb;
+      __m512i w[8];
+#pragma GCC unroll 2
+      for (int bi = 0; bi < 2; bi++) {
+        if (bi == 1 && !two) {
+          w[4] = w[5] = w[6] = w[7] = _mm512_setzero_si512();
+          break;
+        }
+        const uint8_t *q = b0 + 144 * bi + 16;
+        __m512i q0 = _mm512_loadu_si512(q), q1 = _mm512_loadu_si512(q + 64);
+        w[4 * bi + 0] = _mm512_and_si512(q0, m4);
+        w[4 * bi + 1] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+        w[4 * bi + 2] = _mm512_and_si512(q1, m4);
+        w[4 * bi + 3] = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+      }
+      __m512 s1, s2;
+      group_scales(b0, two, &s1, &s2);
+      for (size_t t = 0; t < nt; t++) {
+        const uint8_t *a = j->act + t * j->act_stride + grp * AG;
+        __m512i p[8];
+#pragma GCC unroll 8
+        for (int v = 0; v < 8; v++)
+          p[v] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[v], _mm512_load_si512(a + 64 * v));
+        __m512i i = _mm512_permutexvar_epi32(perm, vec_reduce8_avx512(p));
+        /* the lane tile's float steps (lane_kernel.h), exactly */
+        __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(i), s1);
+        u = _mm512_fnmadd_ps(_mm512_load_ps((const float *)(a + 512)), s2, u);
+        F[t] = _mm512_fmadd_ps(u, _mm512_load_ps((const float *)(a + 576)), F[t]);
+      }
+    }
+    for (size_t t = 0; t < nt; t++) j->y[t * j->ldy + r] = hs_sum16_avx512(F[t]);
+  }
 }
 
 LANE_TILES(q4_k, avx512, 8, WG, AG, 0, 1)
@@ -181,8 +241,9 @@ static void rows_avx512(const hs_cpu_job *j, size_t r0, size_t r1, void *s) { la
 static size_t panel_avx2(size_t n_cols, size_t n_tok) { return lane_panel_bytes(&d_avx2, n_cols, n_tok); }
 static void rows_avx2(const hs_cpu_job *j, size_t r0, size_t r1, void *s) { lane_rows(&d_avx2, j, r0, r1, s); }
 
-static const hs_cpu_kernel k_avx512 = {{HS_CPU_ACT_L32, HS_CPU_SIDE_ASUM, 256}, panel_avx512, rows_avx512, 3};
-static const hs_cpu_kernel k_avx2 = {{HS_CPU_ACT_L32, HS_CPU_SIDE_ASUM, 256}, panel_avx2, rows_avx2, 2};
+static const hs_cpu_kernel k_avx512 = {{HS_CPU_ACT_L32, HS_CPU_SIDE_ASUM, 256}, panel_avx512, rows_avx512, 3,
+                                       {HS_CPU_ACT_V32K, HS_CPU_SIDE_ASUM, 256}, vec_rows_avx512, VEC_MAX_TOK};
+static const hs_cpu_kernel k_avx2 = {{HS_CPU_ACT_L32, HS_CPU_SIDE_ASUM, 256}, panel_avx2, rows_avx2, 2, HS_CPU_NO_VEC};
 #endif
 
 const hs_cpu_kernel *hs_cpu_kernel_q4_k(hs_cpu_isa isa) {

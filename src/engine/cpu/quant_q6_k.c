@@ -71,7 +71,7 @@ static void rows_ref(const hs_cpu_job *j, size_t r0, size_t r1, void *scratch) {
   }
 }
 
-static const hs_cpu_kernel k_ref = {{HS_CPU_ACT_REF_K, HS_CPU_SIDE_NONE, 256}, panel_none, rows_ref, 1};
+static const hs_cpu_kernel k_ref = {{HS_CPU_ACT_REF_K, HS_CPU_SIDE_NONE, 256}, panel_none, rows_ref, 1, HS_CPU_NO_VEC};
 
 /* ---- packing ---- */
 
@@ -129,6 +129,57 @@ HS_TARGET_AVX512 static void pack_avx512(const uint8_t *src, size_t n_cols, uint
   }
 }
 
+/* The direct path (lane_kernel.h): half h of a block, its 64 ql bytes split into low and high
+ * nibbles and joined with the matching qh bit pairs, gives elements 128h .. 128h + 63 and
+ * 128h + 64 .. 128h + 127 in element order, which is how the V16 activations are stored. Vector v
+ * thus covers chunks 4v .. 4v + 3, one per 128-bit lane; vec_reduce4 leaves chunk 4v + L in lane
+ * 4L + v, which the permutation below puts back in chunk order. */
+HS_TARGET_AVX512 static void vec_rows_avx512(const hs_cpu_job *j, size_t r0, size_t r1, void *scratch) {
+  (void)scratch;
+  const size_t nb = j->n_cols / 256, nt = j->n_tok;
+  const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+  const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  for (size_t r = r0; r < r1; r++) {
+    const uint8_t *row = j->W + r * j->row_bytes;
+    __m512 F[VEC_MAX_TOK];
+#pragma GCC unroll 2
+    for (size_t t = 0; t < VEC_MAX_TOK; t++) F[t] = _mm512_setzero_ps();
+    for (size_t b = 0; b < nb; b++) {
+      const uint8_t *blk = row + b * 210;
+      __m512i w[4];
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; h++) {
+        __m512i q = _mm512_loadu_si512(blk + 64 * h);
+        __m256i h8 = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+        __m512i hh = _mm512_inserti64x4(_mm512_castsi256_si512(h8), h8, 1);
+        /* bits 0-1 (elements 0..31 of the half) and 2-3 (32..63), moved to bits 4-5 */
+        __m512i hlo = _mm512_and_si512(
+            _mm512_mask_blend_epi64(0xF0, _mm512_slli_epi16(hh, 4), _mm512_slli_epi16(hh, 2)), m30);
+        /* bits 4-5 (64..95) and 6-7 (96..127) */
+        __m512i hhi = _mm512_and_si512(_mm512_mask_blend_epi64(0xF0, hh, _mm512_srli_epi16(hh, 2)), m30);
+        w[2 * h] = _mm512_or_si512(_mm512_and_si512(q, m4), hlo);
+        w[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(q, 4), m4), hhi);
+      }
+      __m512 scf = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 192))));
+      __m512 d = _mm512_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(blk[208] | (blk[209] << 8))));
+      __m512 s1 = _mm512_mul_ps(d, scf);
+      for (size_t t = 0; t < nt; t++) {
+        const uint8_t *a = j->act + t * j->act_stride + b * AG;
+        __m512i p[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++)
+          p[v] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[v], _mm512_load_si512(a + 64 * v));
+        __m512i i = _mm512_add_epi32(_mm512_permutexvar_epi32(perm, vec_reduce4_avx512(p)),
+                                     _mm512_load_si512(a + 256)); /* + the -32 * sum correction */
+        /* the lane tile's float steps (lane_kernel.h), exactly */
+        __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(i), s1);
+        F[t] = _mm512_fmadd_ps(u, _mm512_load_ps((const float *)(a + 320)), F[t]);
+      }
+    }
+    for (size_t t = 0; t < nt; t++) j->y[t * j->ldy + r] = hs_sum16_avx512(F[t]);
+  }
+}
+
 LANE_TILES(q6_k, avx512, 4, WG, AG, 1, 0)
 LANE_TILES(q6_k, avx2, 4, WG, AG, 1, 0, 0)
 
@@ -140,8 +191,9 @@ static void rows_avx512(const hs_cpu_job *j, size_t r0, size_t r1, void *s) { la
 static size_t panel_avx2(size_t n_cols, size_t n_tok) { return lane_panel_bytes(&d_avx2, n_cols, n_tok); }
 static void rows_avx2(const hs_cpu_job *j, size_t r0, size_t r1, void *s) { lane_rows(&d_avx2, j, r0, r1, s); }
 
-static const hs_cpu_kernel k_avx512 = {{HS_CPU_ACT_L16, HS_CPU_SIDE_CORR32, 256}, panel_avx512, rows_avx512, 3};
-static const hs_cpu_kernel k_avx2 = {{HS_CPU_ACT_L16, HS_CPU_SIDE_CORR32, 256}, panel_avx2, rows_avx2, 2};
+static const hs_cpu_kernel k_avx512 = {{HS_CPU_ACT_L16, HS_CPU_SIDE_CORR32, 256}, panel_avx512, rows_avx512, 3,
+                                       {HS_CPU_ACT_V16, HS_CPU_SIDE_CORR32, 256}, vec_rows_avx512, VEC_MAX_TOK};
+static const hs_cpu_kernel k_avx2 = {{HS_CPU_ACT_L16, HS_CPU_SIDE_CORR32, 256}, panel_avx2, rows_avx2, 2, HS_CPU_NO_VEC};
 #endif
 
 const hs_cpu_kernel *hs_cpu_kernel_q6_k(hs_cpu_isa isa) {

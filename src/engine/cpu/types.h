@@ -28,7 +28,12 @@ typedef enum hs_cpu_act_fmt {
   HS_CPU_ACT_REF_Q8 = 1, /* reference, blocks of 32: f32 d, int32 sum, int8 q[32] */
   HS_CPU_ACT_REF_K = 2,  /* reference, blocks of 256: f32 d, int16 bsums[16], int8 q[256] */
   HS_CPU_ACT_L32 = 3,    /* lanes, groups of 16 x 32 elements: Q8_0, Q4_0, Q4_K weights */
-  HS_CPU_ACT_L16 = 4     /* lanes, groups of 16 x 16 elements: Q6_K weights */
+  HS_CPU_ACT_L16 = 4,    /* lanes, groups of 16 x 16 elements: Q6_K weights */
+  /* "Vector" formats for the direct matrix-vector kernels (vec_rows below): the same groups,
+   * side vector and scales as L32 / L16, but each chunk's codes contiguous, chunk by chunk */
+  HS_CPU_ACT_V32 = 5,    /* groups of 16 x 32, chunks in element order: Q8_0 weights */
+  HS_CPU_ACT_V32K = 6,   /* groups of 16 x 32, chunks in Q4_K nibble order 0,2,1,3, 4,6,5,7, .. */
+  HS_CPU_ACT_V16 = 7     /* groups of 16 x 16, chunks in element order: Q6_K weights */
 } hs_cpu_act_fmt;
 
 /* What the lane formats store in their per-lane int32/f32 side vector, per weight type. */
@@ -67,7 +72,16 @@ typedef struct hs_cpu_kernel {
   void (*rows)(const hs_cpu_job *job, size_t r0, size_t r1, void *scratch);
   /* Rows per register tile: row splits between tasks are multiples of this. */
   unsigned row_tile;
+  /* Optional direct path for calls of at most vec_max_tok tokens (decode): rows computed straight
+   * from the weights' file layout against activations in vec_act's format, with no packing and
+   * no panel scratch. It must give exactly the bits of `rows` (batch invariance). NULL: none. */
+  hs_cpu_act_spec vec_act;
+  void (*vec_rows)(const hs_cpu_job *job, size_t r0, size_t r1, void *scratch);
+  unsigned vec_max_tok;
 } hs_cpu_kernel;
+
+/* The trailing initializers of a kernel without a direct path. */
+#define HS_CPU_NO_VEC {HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, NULL, 0
 
 /* ---- per-type tables (NULL when the type has no path for that ISA) ---- */
 const hs_cpu_kernel *hs_cpu_kernel_f32(hs_cpu_isa isa);
@@ -96,6 +110,13 @@ void hs_cpu_act_quantize(hs_cpu_isa isa, const hs_cpu_act_spec *spec, const floa
 #define HS_CPU_L32_GROUP_BYTES 640 /* int8 q[8][16][4], side[16], f32 dx[16] */
 #define HS_CPU_L16_GROUP_ELEMS 256
 #define HS_CPU_L16_GROUP_BYTES 384 /* int8 q[4][16][4], side[16], f32 dx[16] */
+/* The vector formats' groups have the same sizes: V32 / V32K as L32, V16 as L16. */
+
+/* Slot (32-byte position in its group) of chunk c (0..15) in the V32K format: within each four
+ * chunks the slots hold chunks 0, 2, 1, 3 (the permutation is its own inverse). Why: 64 code
+ * bytes of a Q4_K block, split into low and high nibbles, are chunks (4m, 4m + 2) and
+ * (4m + 1, 4m + 3), so the activation's 64-byte vectors then line up with them. */
+static inline unsigned hs_cpu_v32k_slot(unsigned c) { return (c & ~3u) | ((c & 1u) << 1) | ((c >> 1) & 1u); }
 
 /* The 16-lane horizontal sum every SIMD path ends a dot product with, as plain C (the SIMD
  * versions add in exactly this order): halves, then quarters, then pairs, then the last two. */
