@@ -6,6 +6,7 @@
  * `hswarm model synth`: writes a synthetic model file with random weights (hswarm/synth.h), from
  * a preset or from explicit shapes, for tests and benchmarks. */
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 
 typedef struct type_hist {
   uint64_t count[MAX_TYPE], bytes[MAX_TYPE];
+  bool rope_freqs; /* the file has rope_freqs.weight (per-frequency factors, Llama 3.1) */
 } type_hist;
 
 static void human_bytes(char *buf, size_t size, uint64_t b) {
@@ -63,6 +65,7 @@ static void print_human(const char *path, const hs_model_params *p, const type_h
     printf(" (factor %g, low freq factor %g, high freq factor %g, original context %u)",
            (double)p->rope_scaling_factor, (double)p->rope_low_freq_factor,
            (double)p->rope_high_freq_factor, p->rope_orig_ctx);
+  if (h->rope_freqs) printf("; per-frequency factors from rope_freqs.weight (these apply)");
   printf("\n");
   printf("rms norm eps     %g\n", (double)p->rms_norm_eps);
   printf("output           %s\n",
@@ -98,6 +101,7 @@ static void print_json(const char *path, const hs_model_params *p, const type_hi
            "\"original_context_length\":%u",
            (double)p->rope_scaling_factor, (double)p->rope_low_freq_factor,
            (double)p->rope_high_freq_factor, p->rope_orig_ctx);
+  printf(",\"freqs_tensor\":%s", h->rope_freqs ? "true" : "false");
   printf("},\"rms_norm_eps\":%.9g,\"tied_embeddings\":%s,\"n_tensors\":%zu,\"tensor_types\":{",
          (double)p->rms_norm_eps, p->tied_embeddings ? "true" : "false", n_tensors);
   int first = 1;
@@ -163,6 +167,7 @@ static int model_info(int argc, char **argv) {
       h.count[t->type]++;
       h.bytes[t->type] += t->size;
     }
+    if (!strcmp(t->name, "rope_freqs.weight")) h.rope_freqs = true;
   }
   if (json)
     print_json(path, &p, &h, n);

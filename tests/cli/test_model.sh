@@ -22,6 +22,8 @@ expect_status 0 "$HSWARM" model synth --preset tiny-llama --tokenizer bytes -o b
 expect_status 0 "$HSWARM" model synth --arch llama --dim 64 --layers 1 --heads 4 --ffn 96 --vocab 300 \
   --rope-scaling llama3-tensor --corpus corpus.txt -o shape.gguf --json
 [ "$(jq -r .rope_scaling out.txt)" = llama3-tensor ] || fail "rope scaling echoed"
+expect_status 0 "$HSWARM" model info -m shape.gguf --json
+[ "$(jq -r .rope.freqs_tensor out.txt)" = true ] || fail "model info shows rope_freqs.weight"
 
 expect_status 2 "$HSWARM" model synth --preset tiny-llama --tokenizer wordpiece -o x.gguf
 expect_in err.txt "unknown tokenizer 'wordpiece'"
