@@ -184,6 +184,7 @@ HS_TARGET_AVX512 static void pack_avx512(const uint8_t *src, size_t n_cols, uint
  * are chunks (4m, 4m + 2) and (4m + 1, 4m + 3) of the block; the V32K activations hold the
  * same chunks in the same places. With v = 4 * block + 2m + nibble, vec_reduce8 leaves chunks in
  * the order 0,1,4,5, 2,3,6,7, 8,9,12,13, 10,11,14,15, which the permutation below undoes. */
+#define VEC_PF_BYTES 1024
 HS_TARGET_AVX512 static void vec_rows_avx512(const hs_cpu_job *j, size_t r0, size_t r1, void *scratch) {
   (void)scratch;
   const size_t nb = j->n_cols / 256, ng = (nb + 1) / 2, nt = j->n_tok;
@@ -197,6 +198,10 @@ HS_TARGET_AVX512 static void vec_rows_avx512(const hs_cpu_job *j, size_t r0, siz
     for (size_t grp = 0; grp < ng; grp++) {
       const uint8_t *b0 = row + grp * 2 * 144;
       const int two = 2 * grp + 1 < nb;
+      /* software prefetch VEC_PF_BYTES ahead (runs across rows and 4 KiB pages, where the
+       * hardware prefetchers stop); a prefetch never faults, past the matrix's end included */
+#pragma GCC unroll 5
+      for (int l = 0; l < 5; l++) _mm_prefetch((const char *)b0 + VEC_PF_BYTES + 64 * l, _MM_HINT_T0);
       __m512i w[8];
 #pragma GCC unroll 2
       for (int bi = 0; bi < 2; bi++) {

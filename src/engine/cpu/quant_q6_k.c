@@ -134,6 +134,7 @@ HS_TARGET_AVX512 static void pack_avx512(const uint8_t *src, size_t n_cols, uint
  * 128h + 64 .. 128h + 127 in element order, which is how the V16 activations are stored. Vector v
  * thus covers chunks 4v .. 4v + 3, one per 128-bit lane; vec_reduce4 leaves chunk 4v + L in lane
  * 4L + v, which the permutation below puts back in chunk order. */
+#define VEC_PF_BYTES 1024
 HS_TARGET_AVX512 static void vec_rows_avx512(const hs_cpu_job *j, size_t r0, size_t r1, void *scratch) {
   (void)scratch;
   const size_t nb = j->n_cols / 256, nt = j->n_tok;
@@ -146,6 +147,9 @@ HS_TARGET_AVX512 static void vec_rows_avx512(const hs_cpu_job *j, size_t r0, siz
     for (size_t t = 0; t < VEC_MAX_TOK; t++) F[t] = _mm512_setzero_ps();
     for (size_t b = 0; b < nb; b++) {
       const uint8_t *blk = row + b * 210;
+      /* software prefetch ahead, as in quant_q4_k.c's direct path */
+#pragma GCC unroll 4
+      for (int l = 0; l < 4; l++) _mm_prefetch((const char *)blk + VEC_PF_BYTES + 64 * l, _MM_HINT_T0);
       __m512i w[4];
 #pragma GCC unroll 2
       for (int h = 0; h < 2; h++) {
