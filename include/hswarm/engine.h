@@ -47,10 +47,13 @@ typedef struct hs_model hs_model;
 
 typedef struct hs_model_opts {
   unsigned n_threads; /* threads of the forward pass, counting the caller; 0: all online CPUs */
+  bool use_mmap;      /* map the file (pages shared with the page cache, nothing read at open)
+                         instead of reading it into private memory with huge pages
+                         (hs_gguf_open_copy: decode streams weights faster); default false */
 } hs_model_opts;
 
-/* Opens and maps the GGUF file at path, checks its hyperparameters and tensors
- * (hs_model_params_read, plus: every matrix's type is one the kernels multiply, vectors are
+/* Opens the GGUF file at path (read into memory, or mapped with use_mmap), checks its
+ * hyperparameters and tensors (hs_model_params_read, plus: every matrix's type is one the kernels multiply, vectors are
  * F32/F16/BF16, an optional rope_freqs.weight has n_rot/2 entries), binds the tensors and starts
  * the thread pool. o NULL: defaults. On success *out owns the model.
  * Errors: HS_EINVAL (NULL argument; unsupported architecture), HS_ENOENT, HS_EIO, HS_ECORRUPT,

@@ -101,6 +101,10 @@ typedef struct hs_gguf_tensor {
  * hs_gguf_close) and the mapping. Errors: HS_EINVAL (NULL argument), HS_ENOENT (no such file),
  * HS_EIO (cannot open, stat or map), HS_ECORRUPT, HS_ETRUNC, HS_EVERSION, HS_ENOMEM. */
 int hs_gguf_open(const char *path, hs_gguf **out);
+/* Same, but the file is read into private anonymous memory (transparent huge pages asked for)
+ * instead of being mapped: faster to stream weights from, at the cost of the file's size in
+ * private memory and of reading it all at open. Owned and closed as with hs_gguf_open. */
+int hs_gguf_open_copy(const char *path, hs_gguf **out);
 /* Same over size bytes at data, read in place, not copied: the caller keeps the buffer alive and
  * unchanged until hs_gguf_close. Tensor data pointers are aligned relative to data. name is used
  * in messages (NULL: "<memory>"); it is copied. */

@@ -26,7 +26,7 @@
 
 #define USAGE                                                                                    \
   "usage: hswarm bench engine -m FILE [--prompt N] [--gen N] [--batch N] [--repeat N]\n"        \
-  "                          [--threads N] [--json]\n"
+  "                          [--threads N] [--mmap] [--json]\n"
 
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -110,7 +110,7 @@ static int batch_run(hs_model *m, hs_seq **seqs, uint32_t n, const int32_t *prom
 int cmd_bench_engine(int argc, char **argv) {
   const char *model = NULL;
   uint64_t n_prompt = 512, n_gen = 128, repeat = 3, threads = 0, n_batch = 16;
-  bool json = false;
+  bool json = false, use_mmap = false;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
     bool has = i + 1 < argc;
@@ -125,6 +125,7 @@ int cmd_bench_engine(int argc, char **argv) {
     else if (!strcmp(a, "--repeat") && has && !cli_parse_u64(argv[i + 1], 0, &repeat)) i++;
     else if (!strcmp(a, "--threads") && has && !cli_parse_u64(argv[i + 1], 0, &threads)) i++;
     else if (!strcmp(a, "--json")) json = true;
+    else if (!strcmp(a, "--mmap")) use_mmap = true;
     else {
       cli_fail("bench engine: unknown or incomplete option '%s'", a);
       fputs(USAGE, stderr);
@@ -137,7 +138,7 @@ int cmd_bench_engine(int argc, char **argv) {
     fputs(USAGE, stderr);
     return EXIT_USAGE;
   }
-  hs_model_opts mo = {.n_threads = (unsigned)threads};
+  hs_model_opts mo = {.n_threads = (unsigned)threads, .use_mmap = use_mmap};
   hs_model *m = NULL;
   if (hs_model_open(model, &mo, &m)) {
     cli_fail("bench engine: %s", hs_engine_last_error());

@@ -11,14 +11,15 @@
 #include "hswarm/error.h"
 
 #define USAGE                                                                                    \
-  "usage: hswarm embed -m FILE TEXT [--pooling mean|last] [--no-bos] [--threads N] [--json]\n"  \
+  "usage: hswarm embed -m FILE TEXT [--pooling mean|last] [--no-bos] [--threads N] [--mmap]\n"  \
+  "                    [--json]\n"                                                              \
   "  prints the unit-length embedding of TEXT: the model's final hidden states averaged over\n" \
   "  its tokens (mean, the default) or taken at its last token\n"
 
 int cmd_embed(int argc, char **argv) {
   const char *model = NULL, *text = NULL;
   hs_pooling pooling = HS_POOLING_MEAN;
-  bool json = false, no_bos = false;
+  bool json = false, no_bos = false, use_mmap = false;
   uint64_t threads = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -44,6 +45,8 @@ int cmd_embed(int argc, char **argv) {
       }
     } else if (!strcmp(a, "--no-bos")) {
       no_bos = true;
+    } else if (!strcmp(a, "--mmap")) {
+      use_mmap = true;
     } else if (!strcmp(a, "--json")) {
       json = true;
     } else if (a[0] != '-' && !text) {
@@ -63,7 +66,7 @@ int cmd_embed(int argc, char **argv) {
   size_t n = 0;
   float *v = NULL;
   int status = EXIT_ERROR;
-  if (cli_open_model(model, (unsigned)threads, &m, &t)) goto done;
+  if (cli_open_model(model, (unsigned)threads, use_mmap, &m, &t)) goto done;
   if (cli_tokenize(t, text, no_bos ? 0 : HS_TOKENIZE_ADD_BOS, &ids, &n)) goto done;
   const uint32_t d = hs_model_get_params(m)->n_embd;
   if (!(v = hs_malloc(sizeof(float) * d))) {

@@ -28,13 +28,15 @@
   "  --no-bos                do not add the BOS token\n"                                        \
   "  --ctx N                 context size (default: min(training context, 4096))\n"            \
   "  --threads N             threads (default: all cores)\n"                                    \
+  "  --mmap                  map the model file instead of reading it into memory (faster to\n" \
+  "                          start, slower to decode)\n"                                        \
   "  --ids                   also print the generated token ids\n"                              \
   "  --json                  one JSON object on stdout\n"
 
 typedef struct gen_opts {
   const char *model, *prompt, *prompt_file, *system, *template_choice;
   const char *grammar_file, *grammar_text, *schema_file;
-  bool chat, special, no_bos, ids, json;
+  bool chat, special, no_bos, ids, json, use_mmap;
   uint64_t ctx, threads;
   hs_generate_params p;
   cli_stops stops;
@@ -99,6 +101,7 @@ static int parse_args(int argc, char **argv, gen_opts *o) {
     else if (!strcmp(a, "--no-bos")) o->no_bos = true;
     else if (!strcmp(a, "--ignore-eos")) o->p.ignore_eos = true;
     else if (!strcmp(a, "--ids")) o->ids = true;
+    else if (!strcmp(a, "--mmap")) o->use_mmap = true;
     else if (!strcmp(a, "--json")) o->json = true;
     else {
       cli_fail("generate: unknown or incomplete option '%s'", a);
@@ -206,7 +209,7 @@ int cmd_generate(int argc, char **argv) {
   size_t n_stops = 0;
   hs_generate_result res = {0};
 
-  if (cli_open_model(o.model, (unsigned)o.threads, &m, &t)) goto done;
+  if (cli_open_model(o.model, (unsigned)o.threads, o.use_mmap, &m, &t)) goto done;
   if (!(text = prompt_text(&o, m, file_prompt ? file_prompt : o.prompt, &tmpl))) goto done;
   unsigned flags = (o.no_bos ? 0 : HS_TOKENIZE_ADD_BOS) |
                    (o.special || o.chat ? HS_TOKENIZE_PARSE_SPECIAL : 0);

@@ -56,8 +56,9 @@ int cli_sampling_opt(int argc, char **argv, int *i, hs_generate_params *p, cli_s
   return 1;
 }
 
-int cli_open_model(const char *path, unsigned threads, hs_model **m, hs_tokenizer **t) {
-  hs_model_opts o = {.n_threads = threads};
+int cli_open_model(const char *path, unsigned threads, bool use_mmap, hs_model **m,
+                   hs_tokenizer **t) {
+  hs_model_opts o = {.n_threads = threads, .use_mmap = use_mmap};
   if (hs_model_open(path, &o, m)) {
     cli_fail("%s", hs_engine_last_error());
     return -1;

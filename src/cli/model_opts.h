@@ -2,6 +2,7 @@
 #ifndef HS_CLI_MODEL_OPTS_H
 #define HS_CLI_MODEL_OPTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,8 +25,10 @@ typedef struct cli_stops {
  * returns 0 for another option, -1 (after a message) for a bad value. */
 int cli_sampling_opt(int argc, char **argv, int *i, hs_generate_params *p, cli_stops *stops);
 
-/* Opens a model and its tokenizer; 0, or -1 after a message on stderr. */
-int cli_open_model(const char *path, unsigned threads, hs_model **m, hs_tokenizer **t);
+/* Opens a model and its tokenizer (use_mmap: map the file instead of reading it into memory);
+ * 0, or -1 after cli_fail. */
+int cli_open_model(const char *path, unsigned threads, bool use_mmap, hs_model **m,
+                   hs_tokenizer **t);
 
 /* A chat template: choice is a file path (contains '/'), a template name, or NULL to pick the
  * template matching the model's tokenizer.chat_template. 0, or -1 after a message. */

@@ -191,7 +191,7 @@ int hs_model_open(const char *path, const hs_model_opts *o, hs_model **out) {
   *out = NULL;
   hs_model *m = hs_calloc(1, sizeof *m);
   if (!m) return hs_set_error(&err, HS_ENOMEM, "out of memory");
-  int rc = hs_gguf_open(path, &m->g);
+  int rc = o && o->use_mmap ? hs_gguf_open(path, &m->g) : hs_gguf_open_copy(path, &m->g);
   if (rc) {
     hs_set_error(&err, rc, "%s", hs_gguf_last_error());
     hs_free(m);

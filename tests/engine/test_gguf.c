@@ -537,8 +537,10 @@ static void check_tensors_at(uint32_t align) {
   assert_int_equal(hs_gguf_writer_write_file(w, path), 0);
   hs_gguf_writer_destroy(w);
 
+  /* mapped, then read into memory (hs_gguf_open_copy): the same view of the file */
+  for (int copy = 0; copy < 2; copy++) {
   hs_gguf *g;
-  assert_int_equal(hs_gguf_open(path, &g), 0);
+  assert_int_equal(copy ? hs_gguf_open_copy(path, &g) : hs_gguf_open(path, &g), 0);
   assert_int_equal(hs_gguf_alignment(g), align);
   assert_int_equal(hs_gguf_data_offset(g) % align, 0);
   assert_int_equal(hs_gguf_tensor_count(g), N_SAMPLE_TENSORS);
@@ -557,7 +559,7 @@ static void check_tensors_at(uint32_t align) {
     }
     assert_int_equal(t->n_elements, n);
     assert_int_equal(t->size, sample_tensors[i].size);
-    assert_int_equal((uintptr_t)t->data % align, 0); /* the mapping is page-aligned */
+    assert_int_equal((uintptr_t)t->data % align, 0); /* mapping and copy are page-aligned */
     assert_int_equal(t->offset % align, 0);
     assert_true(t->offset >= prev_end);
     prev_end = t->offset + t->size;
@@ -571,6 +573,7 @@ static void check_tensors_at(uint32_t align) {
     assert_int_equal(idx, i);
   }
   hs_gguf_close(g);
+  }
   assert_int_equal(live_blocks, live);
 }
 
@@ -938,6 +941,13 @@ static void test_open_errors(void **state) {
   fclose(f);
   assert_int_equal(hs_gguf_open(path, &g), HS_ETRUNC);
   assert_msg_has(hs_gguf_last_error(), "truncated reading magic");
+  assert_int_equal(hs_gguf_open_copy(path, &g), HS_ETRUNC);
+  assert_null(g);
+  tmp_path(path, sizeof path, "does-not-exist.gguf");
+  assert_int_equal(hs_gguf_open_copy(path, &g), HS_ENOENT);
+  assert_msg_has(hs_gguf_last_error(), "does-not-exist.gguf");
+  assert_int_equal(hs_gguf_open_copy(tmpdir, &g), HS_EIO);
+  assert_int_equal(hs_gguf_open_copy(NULL, &g), HS_EINVAL);
   assert_int_equal(hs_gguf_open(NULL, &g), HS_EINVAL);
   assert_int_equal(hs_gguf_open_mem(NULL, 4, NULL, &g), HS_EINVAL);
   hs_gguf_close(NULL);
