@@ -41,6 +41,12 @@ static _Thread_local hs_errbuf err;
 
 const char *hs_cpu_last_error(void) { return err.msg; }
 
+size_t hs_cpu_panel_none(size_t n_cols, size_t n_tok) {
+  (void)n_cols;
+  (void)n_tok;
+  return 0;
+}
+
 /* ---- instruction sets ---- */
 
 #if defined(__x86_64__) && defined(__GNUC__)

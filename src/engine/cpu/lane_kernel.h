@@ -301,6 +301,16 @@ HS_INLINE HS_TARGET_AVX512 __m512i vec_reduce4_avx512(const __m512i p[4]) {
   { LANE_TABLE_ROW(prefix, isa, 1), LANE_TABLE_ROW(prefix, isa, 2),                     \
     LANE_TABLE_ROW(prefix, isa, 3), LANE_TABLE_ROW(prefix, isa, 4) }
 
+/* The two entry points of hs_cpu_kernel for a lane kernel of one ISA over its descriptor:
+ * static panel_<isa> and rows_<isa>. */
+#define LANE_ENTRY_POINTS(isa, desc)                                                           \
+  static size_t panel_##isa(size_t n_cols, size_t n_tok) {                                     \
+    return lane_panel_bytes(&(desc), n_cols, n_tok);                                           \
+  }                                                                                            \
+  static void rows_##isa(const hs_cpu_job *j, size_t r0, size_t r1, void *s) {                 \
+    lane_rows(&(desc), j, r0, r1, s);                                                          \
+  }
+
 #endif /* HS_CPU_X86 */
 
 #endif

@@ -50,12 +50,6 @@ static const hs_cpu_kernel k_ref_bf16 = {{HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0},
                                          rows_ref_bf16, 1, HS_CPU_NO_VEC};
 
 #ifdef HS_CPU_X86
-static size_t panel_none(size_t n_cols, size_t n_tok) {
-  (void)n_cols;
-  (void)n_tok;
-  return 0;
-}
-
 FLT_TILES(f16, avx512, FLT_F16)
 FLT_TILES(f16, avx2, FLT_F16)
 FLT_TILES(bf16, avx512, FLT_BF16)
@@ -74,30 +68,12 @@ ROWS_FN(rows_f16_avx2, d_f16_avx2)
 ROWS_FN(rows_bf16_avx512, d_bf16_avx512)
 ROWS_FN(rows_bf16_avx2, d_bf16_avx2)
 #define FLOAT_ACT {HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}
-static const hs_cpu_kernel k_f16_avx512 = {FLOAT_ACT, panel_none, rows_f16_avx512, 4, HS_CPU_NO_VEC};
-static const hs_cpu_kernel k_f16_avx2 = {FLOAT_ACT, panel_none, rows_f16_avx2, 2, HS_CPU_NO_VEC};
-static const hs_cpu_kernel k_bf16_avx512 = {FLOAT_ACT, panel_none, rows_bf16_avx512, 4, HS_CPU_NO_VEC};
-static const hs_cpu_kernel k_bf16_avx2 = {FLOAT_ACT, panel_none, rows_bf16_avx2, 2, HS_CPU_NO_VEC};
+static const hs_cpu_kernel k_f16_avx512 = {FLOAT_ACT, hs_cpu_panel_none, rows_f16_avx512, 4, HS_CPU_NO_VEC};
+static const hs_cpu_kernel k_f16_avx2 = {FLOAT_ACT, hs_cpu_panel_none, rows_f16_avx2, 2, HS_CPU_NO_VEC};
+static const hs_cpu_kernel k_bf16_avx512 = {FLOAT_ACT, hs_cpu_panel_none, rows_bf16_avx512, 4, HS_CPU_NO_VEC};
+static const hs_cpu_kernel k_bf16_avx2 = {FLOAT_ACT, hs_cpu_panel_none, rows_bf16_avx2, 2, HS_CPU_NO_VEC};
 #endif
 
-const hs_cpu_kernel *hs_cpu_kernel_f16(hs_cpu_isa isa) {
-  switch (isa) {
-  case HS_CPU_ISA_REF: return &k_ref_f16;
-#ifdef HS_CPU_X86
-  case HS_CPU_ISA_AVX2: return &k_f16_avx2;
-  case HS_CPU_ISA_AVX512: return &k_f16_avx512;
-#endif
-  default: return NULL;
-  }
-}
+HS_CPU_KERNEL_LOOKUP(hs_cpu_kernel_f16, k_ref_f16, k_f16_avx2, k_f16_avx512)
 
-const hs_cpu_kernel *hs_cpu_kernel_bf16(hs_cpu_isa isa) {
-  switch (isa) {
-  case HS_CPU_ISA_REF: return &k_ref_bf16;
-#ifdef HS_CPU_X86
-  case HS_CPU_ISA_AVX2: return &k_bf16_avx2;
-  case HS_CPU_ISA_AVX512: return &k_bf16_avx512;
-#endif
-  default: return NULL;
-  }
-}
+HS_CPU_KERNEL_LOOKUP(hs_cpu_kernel_bf16, k_ref_bf16, k_bf16_avx2, k_bf16_avx512)

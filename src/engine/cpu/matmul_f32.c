@@ -21,12 +21,6 @@
 #include "engine/cpu/types.h"
 #include "hswarm/quant.h"
 
-static size_t panel_none(size_t n_cols, size_t n_tok) {
-  (void)n_cols;
-  (void)n_tok;
-  return 0;
-}
-
 /* ---- reference ---- */
 
 static void rows_ref(const hs_cpu_job *j, size_t r0, size_t r1, void *scratch) {
@@ -46,7 +40,7 @@ static void rows_ref(const hs_cpu_job *j, size_t r0, size_t r1, void *scratch) {
   }
 }
 
-static const hs_cpu_kernel k_ref = {{HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, panel_none, rows_ref, 1, HS_CPU_NO_VEC};
+static const hs_cpu_kernel k_ref = {{HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, hs_cpu_panel_none, rows_ref, 1, HS_CPU_NO_VEC};
 
 #ifdef HS_CPU_X86
 FLT_TILES(f32, avx512, FLT_F32)
@@ -88,18 +82,9 @@ static void vec_rows_avx512(const hs_cpu_job *j, size_t r0, size_t r1, void *s) 
     for (size_t r = r0; r < r1; r++) y[r] = vec_row_avx512(j->W + r * j->row_bytes, x, j->n_cols);
   }
 }
-static const hs_cpu_kernel k_avx512 = {{HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, panel_none, rows_avx512, 4,
+static const hs_cpu_kernel k_avx512 = {{HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, hs_cpu_panel_none, rows_avx512, 4,
                                        {HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, vec_rows_avx512, 1};
-static const hs_cpu_kernel k_avx2 = {{HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, panel_none, rows_avx2, 2, HS_CPU_NO_VEC};
+static const hs_cpu_kernel k_avx2 = {{HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, hs_cpu_panel_none, rows_avx2, 2, HS_CPU_NO_VEC};
 #endif
 
-const hs_cpu_kernel *hs_cpu_kernel_f32(hs_cpu_isa isa) {
-  switch (isa) {
-  case HS_CPU_ISA_REF: return &k_ref;
-#ifdef HS_CPU_X86
-  case HS_CPU_ISA_AVX2: return &k_avx2;
-  case HS_CPU_ISA_AVX512: return &k_avx512;
-#endif
-  default: return NULL;
-  }
-}
+HS_CPU_KERNEL_LOOKUP(hs_cpu_kernel_f32, k_ref, k_avx2, k_avx512)

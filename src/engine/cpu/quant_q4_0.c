@@ -21,12 +21,6 @@
 
 static float f16_at(const uint8_t *p) { return hs_quant_fp16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
 
-static size_t panel_none(size_t n_cols, size_t n_tok) {
-  (void)n_cols;
-  (void)n_tok;
-  return 0;
-}
-
 /* ---- reference ---- */
 
 static void rows_ref(const hs_cpu_job *j, size_t r0, size_t r1, void *scratch) {
@@ -54,7 +48,7 @@ static void rows_ref(const hs_cpu_job *j, size_t r0, size_t r1, void *scratch) {
   }
 }
 
-static const hs_cpu_kernel k_ref = {{HS_CPU_ACT_REF_Q8, HS_CPU_SIDE_NONE, 32}, panel_none, rows_ref, 1, HS_CPU_NO_VEC};
+static const hs_cpu_kernel k_ref = {{HS_CPU_ACT_REF_Q8, HS_CPU_SIDE_NONE, 32}, hs_cpu_panel_none, rows_ref, 1, HS_CPU_NO_VEC};
 
 /* ---- packing ---- */
 
@@ -116,22 +110,11 @@ LANE_TILES(q4_0, avx2, 8, WG, AG, 1, 0, 0)
 static const lane_desc d_avx512 = {512, WG, AG, 3, 4, pack_avx512, LANE_TABLE(q4_0, avx512)};
 static const lane_desc d_avx2 = {512, WG, AG, 2, 2, pack_scalar, LANE_TABLE(q4_0, avx2)};
 
-static size_t panel_avx512(size_t n_cols, size_t n_tok) { return lane_panel_bytes(&d_avx512, n_cols, n_tok); }
-static void rows_avx512(const hs_cpu_job *j, size_t r0, size_t r1, void *s) { lane_rows(&d_avx512, j, r0, r1, s); }
-static size_t panel_avx2(size_t n_cols, size_t n_tok) { return lane_panel_bytes(&d_avx2, n_cols, n_tok); }
-static void rows_avx2(const hs_cpu_job *j, size_t r0, size_t r1, void *s) { lane_rows(&d_avx2, j, r0, r1, s); }
+LANE_ENTRY_POINTS(avx512, d_avx512)
+LANE_ENTRY_POINTS(avx2, d_avx2)
 
 static const hs_cpu_kernel k_avx512 = {{HS_CPU_ACT_L32, HS_CPU_SIDE_CORR8, 32}, panel_avx512, rows_avx512, 3, HS_CPU_NO_VEC};
 static const hs_cpu_kernel k_avx2 = {{HS_CPU_ACT_L32, HS_CPU_SIDE_CORR8, 32}, panel_avx2, rows_avx2, 2, HS_CPU_NO_VEC};
 #endif
 
-const hs_cpu_kernel *hs_cpu_kernel_q4_0(hs_cpu_isa isa) {
-  switch (isa) {
-  case HS_CPU_ISA_REF: return &k_ref;
-#ifdef HS_CPU_X86
-  case HS_CPU_ISA_AVX2: return &k_avx2;
-  case HS_CPU_ISA_AVX512: return &k_avx512;
-#endif
-  default: return NULL;
-  }
-}
+HS_CPU_KERNEL_LOOKUP(hs_cpu_kernel_q4_0, k_ref, k_avx2, k_avx512)

@@ -84,6 +84,22 @@ typedef struct hs_cpu_kernel {
 #define HS_CPU_NO_VEC {HS_CPU_ACT_NONE, HS_CPU_SIDE_NONE, 0}, NULL, 0
 
 /* ---- per-type tables (NULL when the type has no path for that ISA) ---- */
+/* The panel size of a kernel that packs nothing: 0. */
+size_t hs_cpu_panel_none(size_t n_cols, size_t n_tok);
+
+/* Defines `const hs_cpu_kernel *fn(hs_cpu_isa)` returning &ref, &avx2 or &avx512 (the last two
+ * only where HS_CPU_X86 is defined), NULL for another ISA. */
+#ifdef HS_CPU_X86
+#define HS_CPU_KERNEL_LOOKUP(fn, ref, avx2, avx512)                                             \
+  const hs_cpu_kernel *fn(hs_cpu_isa isa) {                                                     \
+    return isa == HS_CPU_ISA_REF ? &(ref) : isa == HS_CPU_ISA_AVX2 ? &(avx2)                   \
+                                  : isa == HS_CPU_ISA_AVX512 ? &(avx512) : NULL;               \
+  }
+#else
+#define HS_CPU_KERNEL_LOOKUP(fn, ref, avx2, avx512)                                             \
+  const hs_cpu_kernel *fn(hs_cpu_isa isa) { return isa == HS_CPU_ISA_REF ? &(ref) : NULL; }
+#endif
+
 const hs_cpu_kernel *hs_cpu_kernel_f32(hs_cpu_isa isa);
 const hs_cpu_kernel *hs_cpu_kernel_f16(hs_cpu_isa isa);
 const hs_cpu_kernel *hs_cpu_kernel_bf16(hs_cpu_isa isa);
