@@ -199,6 +199,44 @@ typedef struct hs_tok_scratch {
 } hs_tok_scratch;
 
 int hs_tok_scratch_reserve(void **p, size_t *cap, size_t need);
+
+/* Defines the binary min-heap of the merge loops (tokenizer_bpe.c, tokenizer_spm.c) over a
+ * context type with fields s (hs_tok_scratch *), heap (elem_t *), n_heap and heap_cap
+ * (entries), ordered by before(const elem_t *, const elem_t *):
+ *   static int heap_push(ctx_t *c, elem_t p)   0 or HS_ENOMEM (the heap lives in c->s->heap)
+ *   static elem_t heap_pop(ctx_t *c)            the first element; the heap must not be empty */
+#define HS_TOK_DEFINE_HEAP(ctx_t, elem_t, before)                                              \
+  static int heap_push(ctx_t *c, elem_t p) {                                                   \
+    if (c->n_heap == c->heap_cap) {                                                            \
+      if (hs_tok_scratch_reserve(&c->s->heap, &c->s->heap_cap, (c->n_heap + 1) * sizeof p))    \
+        return HS_ENOMEM;                                                                      \
+      c->heap = c->s->heap;                                                                    \
+      c->heap_cap = c->s->heap_cap / sizeof p;                                                 \
+    }                                                                                          \
+    size_t i = c->n_heap++;                                                                    \
+    while (i > 0) {                                                                            \
+      size_t up = (i - 1) / 2;                                                                 \
+      if (!before(&p, &c->heap[up])) break;                                                    \
+      c->heap[i] = c->heap[up];                                                                \
+      i = up;                                                                                  \
+    }                                                                                          \
+    c->heap[i] = p;                                                                            \
+    return 0;                                                                                  \
+  }                                                                                            \
+  static elem_t heap_pop(ctx_t *c) {                                                           \
+    elem_t top = c->heap[0], last = c->heap[--c->n_heap];                                      \
+    size_t i = 0, n = c->n_heap;                                                               \
+    for (;;) {                                                                                 \
+      size_t l = 2 * i + 1;                                                                    \
+      if (l >= n) break;                                                                       \
+      size_t m = l + 1 < n && before(&c->heap[l + 1], &c->heap[l]) ? l + 1 : l;               \
+      if (!before(&c->heap[m], &last)) break;                                                  \
+      c->heap[i] = c->heap[m];                                                                 \
+      i = m;                                                                                   \
+    }                                                                                          \
+    if (n) c->heap[i] = last;                                                                  \
+    return top;                                                                                \
+  }
 void hs_tok_scratch_free(hs_tok_scratch *s);
 
 /* One item of a partitioned input: raw text [start, start+len) or a special token. */

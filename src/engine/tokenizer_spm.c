@@ -73,38 +73,7 @@ typedef struct sctx {
   size_t n_heap, heap_cap;
 } sctx;
 
-static int heap_push(sctx *c, spair p) {
-  if (c->n_heap == c->heap_cap) {
-    if (hs_tok_scratch_reserve(&c->s->heap, &c->s->heap_cap, (c->n_heap + 1) * sizeof p))
-      return HS_ENOMEM;
-    c->heap = c->s->heap;
-    c->heap_cap = c->s->heap_cap / sizeof p;
-  }
-  size_t i = c->n_heap++;
-  while (i > 0) {
-    size_t up = (i - 1) / 2;
-    if (!before(&p, &c->heap[up])) break;
-    c->heap[i] = c->heap[up];
-    i = up;
-  }
-  c->heap[i] = p;
-  return 0;
-}
-
-static spair heap_pop(sctx *c) {
-  spair top = c->heap[0], last = c->heap[--c->n_heap];
-  size_t i = 0, n = c->n_heap;
-  for (;;) {
-    size_t l = 2 * i + 1;
-    if (l >= n) break;
-    size_t m = l + 1 < n && before(&c->heap[l + 1], &c->heap[l]) ? l + 1 : l;
-    if (!before(&c->heap[m], &last)) break;
-    c->heap[i] = c->heap[m];
-    i = m;
-  }
-  if (n) c->heap[i] = last;
-  return top;
-}
+HS_TOK_DEFINE_HEAP(sctx, spair, before)
 
 static int try_pair(sctx *c, int32_t l, int32_t r) {
   if (l < 0 || r < 0) return 0;
