@@ -13,7 +13,8 @@ Usage (run with Debian's interpreter, /usr/bin/python3, which has torch and nump
   --act-quant anywhere on the line: also quantize the input of every product with a quantized
       weight matrix the way the engine's kernels do (engine/cpu/kernels.h: Q8_0 and Q4_0 weights
       meet activations quantized in blocks of 32, Q4_K and Q6_K in blocks of 256; per block, in
-      float32, d = max|x| / 127, q = round-half-even(clamp(x * (1/d), -127, 127)), x' = q * d).
+      float32, d = max|x| / 127, q = round-half-even(clamp(x * (1/d), -127, 127)), x' = q * d,
+      with d rounded to fp16 in blocks of 32, as llama.cpp stores the scale of Q8_0 activations).
       The engine's quantized products are then the reference's up to float rounding, so the
       comparison can be tight; without the option the reference shows the whole error of the
       engine against exact arithmetic on the same weights.
@@ -76,6 +77,8 @@ def quant_act(h, block):
     with np.errstate(divide="ignore"):
         inv = np.where(d != 0, np.float32(1) / d, np.float32(0)).astype(np.float32)
     q = np.rint(np.clip(x * inv, np.float32(-127), np.float32(127)))
+    if block == 32:  # Q8_0/Q4_0 partners keep the scale as fp16 (as GGUF's Q8_0 blocks do)
+        d = d.astype(np.float16).astype(np.float32)
     out = q.astype(np.float64) * d.astype(np.float64)
     return torch.from_numpy(out.reshape(h.shape))
 

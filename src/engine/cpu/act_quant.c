@@ -6,7 +6,9 @@
  *
  *   amax = max |x|,  d = amax / 127,  id = d != 0 ? 1 / d : 0,  q = rne(clamp(x * id, -127, 127))
  *
- * in f32 (rne: round to nearest, ties to even; a NaN product gives 0), and d is kept in f32. Every
+ * in f32 (rne: round to nearest, ties to even; a NaN product gives 0); d is then kept in f32 for
+ * blocks of 256 and rounded to fp16 for blocks of 32 (the codes still come from the f32 d), as
+ * llama.cpp's Q8_0 activation blocks store it, so that products match llama.cpp's. Every
  * ISA evaluates exactly these IEEE operations (a true division, no reciprocal estimate, no fused
  * multiply-add), so the bytes produced are identical whatever path runs, and kernels of different
  * ISAs see the same codes.
@@ -35,6 +37,7 @@
 #include <string.h>
 
 #include "engine/cpu/types.h"
+#include "hswarm/quant.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -60,7 +63,12 @@ size_t hs_cpu_act_row_bytes(const hs_cpu_act_spec *spec, size_t n_cols) {
 
 /* ---- scalar ---- */
 
-/* Quantizes n elements (one scale block) into q; returns d. */
+/* The scale a block keeps: fp16-rounded for blocks of 32 (see the top of the file). */
+static inline float kept_scale(float d, size_t n) {
+  return n == 32 ? hs_quant_fp16_to_f32(hs_quant_f32_to_fp16(d)) : d;
+}
+
+/* Quantizes n elements (one scale block) into q; returns the kept scale. */
 static float quant_block_scalar(const float *x, size_t n, int8_t *q) {
   float amax = 0.0f;
   for (size_t i = 0; i < n; i++) {
@@ -76,7 +84,7 @@ static float quant_block_scalar(const float *x, size_t n, int8_t *q) {
     if (v > 127.0f) v = 127.0f;
     q[i] = (int8_t)nearbyintf(v);
   }
-  return d;
+  return kept_scale(d, n);
 }
 
 static int32_t side_int(hs_cpu_act_side side, int32_t sum) {
@@ -188,7 +196,7 @@ AVX512_TARGET static float quant_block_avx512(const float *x, int k, int8_t *q) 
     __m512i qi = _mm512_cvtps_epi32(v); /* MXCSR default: nearest, ties to even */
     _mm_storeu_si128((__m128i *)(q + 16 * i), _mm512_cvtepi32_epi8(qi));
   }
-  return d;
+  return kept_scale(d, (size_t)(16 * k));
 }
 
 /* One row in a lane format: quantize each scale block in element order, then place each chunk's
