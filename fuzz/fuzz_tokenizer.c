@@ -27,6 +27,8 @@
 #include "hswarm/gguf.h"
 #include "hswarm/tokenizer.h"
 
+#include "../tests/support/utf8_check.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check(int ok) {
@@ -75,35 +77,6 @@ static void init(void) {
   toks[3] = train(HS_TOKENIZER_SPM, NULL, 700);
 }
 
-static bool valid_utf8(const unsigned char *p, size_t n) {
-  for (size_t i = 0; i < n;) {
-    unsigned c = p[i];
-    size_t k;
-    uint32_t cp;
-    if (c < 0x80) {
-      i++;
-      continue;
-    } else if ((c & 0xe0) == 0xc0) {
-      k = 2, cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      k = 3, cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      k = 4, cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + k > n) return false;
-    for (size_t j = 1; j < k; j++) {
-      if ((p[i + j] & 0xc0) != 0x80) return false;
-      cp = cp << 6 | (p[i + j] & 0x3f);
-    }
-    static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min[k] || cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000)) return false;
-    i += k;
-  }
-  return true;
-}
-
 /* Encodes; checks sizes and ranges; returns the ids (malloc) and their count. */
 static int32_t *encode(const hs_tokenizer *t, const char *text, size_t len, unsigned flags,
                        size_t *n_out) {
@@ -146,7 +119,7 @@ static void stream(const hs_tokenizer *t, const int32_t *ids, size_t n, unsigned
                    const char *dec, size_t dec_len) {
   hs_detok_stream st;
   hs_detok_stream_init(&st, flags);
-  bool dec_valid = valid_utf8((const unsigned char *)dec, dec_len);
+  bool dec_valid = utf8_well_formed((const unsigned char *)dec, dec_len);
   size_t at = 0;
   for (size_t i = 0; i <= n; i++) {
     const char *s;
@@ -158,7 +131,7 @@ static void stream(const hs_tokenizer *t, const int32_t *ids, size_t n, unsigned
     int rc = i < n ? hs_detok_stream_push(t, &st, ids[i], chunk, cap, &k)
                    : hs_detok_stream_flush(&st, chunk, cap, &k);
     check(rc == 0 && k <= cap);
-    check(valid_utf8((const unsigned char *)chunk, k));
+    check(utf8_well_formed((const unsigned char *)chunk, k));
     if (dec_valid) {
       check(at + k <= dec_len && memcmp(dec + at, chunk, k) == 0);
     }
@@ -188,7 +161,7 @@ static void text_case(const hs_tokenizer *t, const char *text, size_t len, unsig
                   hs_tokenizer_bos(t) >= 0 ? 1 : 0;
     bool bpe = hs_tokenizer_get_kind(t) == HS_TOKENIZER_BPE;
     bool must = bpe || (!(flags & HS_TOKENIZE_PARSE_SPECIAL) && !has_space_mark(text, len) &&
-                        valid_utf8((const unsigned char *)text, len));
+                        utf8_well_formed((const unsigned char *)text, len));
     if (must && n >= skip) {
       size_t rl;
       char *r = decode(t, ids + skip, n - skip, dflags, &rl);

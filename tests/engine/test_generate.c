@@ -29,6 +29,7 @@
 #include "hswarm/tokenizer.h"
 
 #include "support/counting_alloc.h"
+#include "support/utf8_check.h"
 
 static const char CORPUS[] =
     "def add(a, b):\n    return a + b\n\nclass Point:\n    def __init__(self, x, y):\n"
@@ -168,23 +169,10 @@ typedef struct collect {
   bool bad_utf8;
 } collect;
 
-static bool utf8_whole(const char *s, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    unsigned char c = (unsigned char)s[i];
-    size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (!k || i + k > n) return false;
-    for (size_t j = 1; j < k; j++)
-      if (((unsigned char)s[i + j] >> 6) != 2) return false;
-    i += k;
-  }
-  return true;
-}
-
 static int on_token(void *ctx, int32_t token, const char *text, size_t len) {
   (void)token;
   collect *c = ctx;
-  if (!utf8_whole(text, len)) c->bad_utf8 = true;
+  if (!utf8_well_formed((const unsigned char *)text, len)) c->bad_utf8 = true;
   assert_true(c->len + len < sizeof c->buf);
   memcpy(c->buf + c->len, text, len);
   c->len += len;

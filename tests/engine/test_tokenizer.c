@@ -37,6 +37,8 @@
 #include "hswarm/gguf.h"
 #include "hswarm/tokenizer.h"
 
+#include "support/utf8_check.h"
+
 #include "support/counting_alloc.h"
 
 #define PYTHON "/usr/bin/python3"
@@ -175,38 +177,6 @@ static char *decode(const hs_tokenizer *t, const int32_t *ids, size_t n, unsigne
 }
 
 /* A strict UTF-8 check written here, independently of the library. */
-static bool valid_utf8(const unsigned char *p, size_t n) {
-  for (size_t i = 0; i < n;) {
-    unsigned c = p[i];
-    size_t k;
-    uint32_t cp;
-    if (c < 0x80) {
-      i++;
-      continue;
-    } else if ((c & 0xe0) == 0xc0) {
-      k = 2;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      k = 3;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      k = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + k > n) return false;
-    for (size_t j = 1; j < k; j++) {
-      if ((p[i + j] & 0xc0) != 0x80) return false;
-      cp = cp << 6 | (p[i + j] & 0x3f);
-    }
-    static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min[k] || cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000)) return false;
-    i += k;
-  }
-  return true;
-}
-
 /* Streams ids through the detokenizer; checks every chunk is whole characters; returns the
  * concatenation. */
 static char *stream(const hs_tokenizer *t, const int32_t *ids, size_t n, unsigned flags,
@@ -221,7 +191,7 @@ static char *stream(const hs_tokenizer *t, const int32_t *ids, size_t n, unsigne
     int rc = i < n ? hs_detok_stream_push(t, &st, ids[i], chunk, sizeof chunk, &k)
                    : hs_detok_stream_flush(&st, chunk, sizeof chunk, &k);
     if (rc) fail_msg("stream at %zu: %s", i, hs_tokenizer_last_error());
-    if (!valid_utf8((unsigned char *)chunk, k)) fail_msg("stream chunk %zu is not whole UTF-8", i);
+    if (!utf8_well_formed((unsigned char *)chunk, k)) fail_msg("stream chunk %zu is not whole UTF-8", i);
     append(&all, &total, chunk, k);
   }
   if (!all) append(&all, &total, "", 0);
@@ -354,7 +324,7 @@ static bool has_space_mark(const text *x) {
  * lead byte alone, so an ill-formed lead byte can swallow part of the "▁" of a space, and the
  * byte fallback then spells that "▁" literally). */
 static bool spm_round_trips(const text *x) {
-  return !has_space_mark(x) && valid_utf8((const unsigned char *)x->p, x->n);
+  return !has_space_mark(x) && utf8_well_formed((const unsigned char *)x->p, x->n);
 }
 
 /* ---- comparison with the Python reference ---- */
@@ -447,7 +417,7 @@ static void compare_with_python(int v) {
       if (sl != k || memcmp(s, p, k) != 0)
         fail_msg("%s: text %zu flags %u: the stream gives %zu bytes, expected %u",
                  vocab_spec[v].name, i, flags, sl, k);
-      if (valid_utf8((const unsigned char *)d, dl)) assert_memory_equal(s, d, dl);
+      if (utf8_well_formed((const unsigned char *)d, dl)) assert_memory_equal(s, d, dl);
       p += k;
       free(s);
       free(d);
