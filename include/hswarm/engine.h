@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "hswarm/gguf.h"
+#include "hswarm/kvcache.h"
 #include "hswarm/model.h"
 
 #ifdef __cplusplus
@@ -50,6 +51,13 @@ typedef struct hs_model_opts {
   bool use_mmap;      /* map the file (pages shared with the page cache, nothing read at open)
                          instead of reading it into private memory with huge pages
                          (hs_gguf_open_copy: decode streams weights faster); default false */
+  size_t kv_bytes;    /* KV cache budget in bytes, fixed for the model's life (kvcache.h); 0: room
+                         for four contexts of min(n_ctx_train, 4096) positions (64 blocks at
+                         least) */
+  hs_kv_type kv_type; /* HS_KV_F16 (default) or HS_KV_F32 */
+  bool no_prefix_cache;     /* ablation: sequences neither publish nor reuse cached blocks */
+  bool no_shared_attention; /* ablation: rows sharing KV blocks read them one row at a time
+                               (same results, more memory traffic) */
 } hs_model_opts;
 
 /* Opens the GGUF file at path (read into memory, or mapped with use_mmap), checks its
@@ -59,8 +67,8 @@ typedef struct hs_model_opts {
  * Errors: HS_EINVAL (NULL argument; unsupported architecture), HS_ENOENT, HS_EIO, HS_ECORRUPT,
  * HS_ETRUNC, HS_EVERSION (the file), HS_ENOMEM. */
 int hs_model_open(const char *path, const hs_model_opts *o, hs_model **out);
-/* Stops the thread pool and unmaps the file. Every hs_seq of m must already be destroyed.
- * NULL is ignored. */
+/* Stops the thread pool and unmaps the file. Every hs_seq of m must already be destroyed and
+ * every hs_prefix unpinned. NULL is ignored. */
 void hs_model_close(hs_model *m);
 
 /* The calling thread's last error message of the engine (model, sequences, forward). Never NULL. */
@@ -73,14 +81,14 @@ const hs_gguf *hs_model_get_gguf(const hs_model *m);
 /* Threads of the forward pass, counting the caller. */
 unsigned hs_model_n_threads(const hs_model *m);
 
-/* ---- sequences: one KV cache each ---- */
+/* ---- sequences: a block table each over the model's KV pool (kvcache.h) ---- */
 
 typedef struct hs_seq hs_seq;
 
-/* A new, empty sequence of capacity n_ctx positions (0: min(n_ctx_train, 4096)). Its KV cache
- * (f32, 2 * n_layer * n_head_kv * head_dim * n_ctx floats) is allocated now. *out is owned by
- * the caller (hs_seq_destroy), and belongs to m. Errors: HS_EINVAL (NULL argument, n_ctx above
- * 2^24), HS_ENOMEM. */
+/* A new, empty sequence of capacity n_ctx positions (0: min(n_ctx_train, 4096)). It takes KV
+ * blocks from the model's pool as it grows (none now), and publishes its full blocks in the
+ * prefix cache. *out is owned by the caller (hs_seq_destroy), and belongs to m. Errors: HS_EINVAL
+ * (NULL argument, n_ctx above 2^24), HS_ENOMEM. */
 int hs_seq_create(hs_model *m, uint32_t n_ctx, hs_seq **out);
 void hs_seq_destroy(hs_seq *s); /* NULL is ignored */
 
@@ -88,7 +96,8 @@ void hs_seq_destroy(hs_seq *s); /* NULL is ignored */
 uint32_t hs_seq_len(const hs_seq *s);
 uint32_t hs_seq_capacity(const hs_seq *s);
 /* Forgets positions >= n (the next token appended goes to position n). HS_EINVAL if n is above
- * the length. */
+ * the length; HS_ENOSPC if n cuts a shared block, whose kept positions are then copied into a
+ * block of the sequence's own, and the pool has none left (nothing changed). */
 int hs_seq_truncate(hs_seq *s, uint32_t n);
 
 /* ---- the forward pass ---- */
@@ -106,7 +115,8 @@ typedef struct hs_batch_item {
  * logits may be NULL (then only hidden states are written, if asked). n == 0 does nothing.
  * Errors, with nothing appended to any sequence: HS_EINVAL (NULL items with n > 0, an item
  * without a sequence or of another model, a token out of range), HS_ENOSPC (a sequence would pass
- * its capacity; the message names it), HS_ENOMEM (workspace). */
+ * its capacity, or the KV pool has too few blocks left for the call; the message says which),
+ * HS_ENOMEM (workspace). Blocks filled by the call are published in the prefix cache. */
 int hs_model_forward(hs_model *m, const hs_batch_item *items, size_t n, float *logits,
                      float *hidden);
 

@@ -27,13 +27,15 @@
  * have got alone. Nothing here depends on the other rows of the batch (batch invariance), nor on
  * which thread ran which task.
  *
- * Layout (per layer and KV head). Keys are stored a block at a time TRANSPOSED, [block][dim][32]:
+ * Layout. The keys and values live in the model's pool of KV blocks (kv.h), a block per 32
+ * positions, found through each sequence's block table. Keys are stored TRANSPOSED, [dim][32]:
  * the 32 positions of one dimension are contiguous. Then the scores of a whole block are vertical
  * vector work with no horizontal sums: for d = 0, 1, ...: s[0..32) += q[d] * K[d][0..32). Each
  * score is thus summed over dimensions in plain order, one product at a time. Values are stored
  * [position][dim], so o_b is vertical too: for j in block order: o[0..hd) += e_j * v_j[0..hd).
- * A block's unused key lanes are zeroed when its first position is written, so the lanes past p
- * hold finite numbers (they are computed and ignored).
+ * Lanes past a row's last position are computed and masked (their exponentials are exactly 0, and
+ * o_b sums only the row's own positions). f16 blocks are converted exactly to f32 once per block
+ * read (kv_pool.c), so every later step is the same f32 arithmetic as with f32 storage.
  *
  * The exponentials of a block's scores are computed 32 at a time by a polynomial (vexp16) written
  * in the same portable vector arithmetic, so they too are identical on every ISA; the block's
@@ -45,12 +47,20 @@
  * SSE), AVX2 and AVX-512 (chosen once by hs_cpu_isa_active), and with -ffp-contract=off no
  * multiply-add is fused, so all three give the same bits.
  *
- * Work split: one task per (row, KV head). A task reads each key and value block once for all
- * n_head / n_head_kv query heads of its group: scores and o_b are computed four heads at a time,
- * sharing the loads of keys and values (each head's sums still in the order above). Tasks are claimed
- * dynamically by the pool; each writes only its own heads' output. Per-worker scratch (scores,
- * block partial, running sums) comes from the model's workspace: no allocation here. */
+ * Shared blocks (cascade attention). Rows are sorted so that rows sharing their first block
+ * (the same prompt prefix from the prefix cache, or rows of one sequence's prefill) are adjacent,
+ * and cut into chunks of at most ROWS_PER_TASK rows that share it. A task is one (chunk, KV head):
+ * it walks block indices in order and, at each, reads every distinct block its rows need once and
+ * computes that block's partials for all the rows that use it together, sharing each load of a
+ * key or value among up to four query vectors (any heads of any rows), before merging each row's
+ * partial into that row's running sums. A row's own arithmetic is the same whatever its chunk,
+ * so results are bit-identical to one row per task (m->shared_attention off, the ablation), and
+ * the block of a prefix shared by 64 sequences is read 8 times instead of 64. Tasks are claimed
+ * dynamically by the pool; each writes only its own rows' heads. Per-worker scratch comes from
+ * the model's workspace: no allocation here. */
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/model_impl.h"
@@ -62,31 +72,16 @@ typedef float v16 __attribute__((vector_size(64)));
 #define LOAD16(v, p) memcpy(&(v), (p), sizeof(v16))
 #define STORE16(p, v) memcpy((p), &(v), sizeof(v16))
 
-/* ---- the cache ---- */
-
-size_t hs_kv_floats(const hs_model_params *p, uint32_t cap) {
-  return (size_t)p->n_layer * p->n_head_kv * hs_kv_cap_padded(cap) * p->head_dim;
-}
-
-void hs_kv_store(hs_seq *s, uint32_t l, uint32_t pos, const float *k, const float *v) {
-  const hs_model_params *p = &s->m->p;
-  const size_t hd = p->head_dim, j = pos % HS_KV_BLOCK, blk = pos / HS_KV_BLOCK;
-  for (uint32_t h = 0; h < p->n_head_kv; h++) {
-    float *kb = hs_kv_head(s, s->k, l, h) + blk * HS_KV_BLOCK * hd; /* [hd][32] */
-    /* no clearing of the block here: positions are stored by several threads at once, and
-     * lanes past a sequence's length are masked by block_max (the cache starts zeroed) */
-    const float *kh = k + h * hd;
-    for (size_t d = 0; d < hd; d++) kb[d * HS_KV_BLOCK + j] = kh[d];
-    memcpy(hs_kv_head(s, s->v, l, h) + (size_t)pos * hd, v + h * hd, hd * sizeof *v);
-  }
-}
-
 /* ---- attention ---- */
+
+/* Rows per attention task when rows share blocks. */
+#define ROWS_PER_TASK 8
 
 size_t hs_attention_scratch_floats(const hs_model_params *p) {
   size_t rep = p->n_head / p->n_head_kv, hd = p->head_dim;
-  /* scores [rep][32], block partials o_b [rep][hd], running O [rep][hd], M, L, m_b, l_b [rep] */
-  return rep * (HS_KV_BLOCK + 2 * hd + 4);
+  /* a converted block's K and V [2][32][hd]; per query (row, head): scores [32], the block's
+   * o_b [hd], running O [hd], and M, L, m_b, l_b */
+  return 2 * HS_KV_BLOCK * hd + ROWS_PER_TASK * rep * (HS_KV_BLOCK + 2 * hd + 4);
 }
 
 typedef struct attn_job {
@@ -96,6 +91,9 @@ typedef struct attn_job {
   hs_seq *const *seq;
   const uint32_t *pos;
   float *out;
+  const uint32_t *order;  /* rows, sorted */
+  const uint32_t *chunks; /* chunk c is order[chunks[c] .. chunks[c + 1]) */
+  hs_kv_f16_fn f16;       /* conversion of f16 blocks; NULL for f32 storage */
 } attn_job;
 
 /* o[0..n) = o * a + x * b */
@@ -174,33 +172,37 @@ static inline __attribute__((always_inline)) void block_scores(const float *q, c
   STORE16(s + 16, a1);
 }
 
-/* block_scores for four heads at once (q: four heads hd floats apart; s: [4][32]), sharing the
+/* block_scores for four query vectors at once (any heads of any rows: q[i], s[i]), sharing the
  * key loads; each score is summed exactly as block_scores sums it. */
-static inline __attribute__((always_inline)) void block_scores4(const float *q, const float *kb,
-                                                                size_t hd, float scale, float *s) {
+static inline __attribute__((always_inline)) void block_scores4(const float *const *q,
+                                                                const float *kb, size_t hd,
+                                                                float scale, float *const *s) {
   v16 a[8] = {{0}}, k0, k1;
   for (size_t d = 0; d < hd; d++) {
     LOAD16(k0, kb + d * HS_KV_BLOCK);
     LOAD16(k1, kb + d * HS_KV_BLOCK + 16);
 #pragma GCC unroll 4
     for (int h = 0; h < 4; h++) {
-      const float qd = q[(size_t)h * hd + d];
+      const float qd = q[h][d];
       a[2 * h] = a[2 * h] + qd * k0;
       a[2 * h + 1] = a[2 * h + 1] + qd * k1;
     }
   }
-#pragma GCC unroll 8
-  for (int h = 0; h < 8; h++) {
-    a[h] = a[h] * scale;
-    STORE16(s + 16 * h, a[h]);
+#pragma GCC unroll 4
+  for (int h = 0; h < 4; h++) {
+    a[2 * h] = a[2 * h] * scale;
+    a[2 * h + 1] = a[2 * h + 1] * scale;
+    STORE16(s[h], a[2 * h]);
+    STORE16(s[h] + 16, a[2 * h + 1]);
   }
 }
 
-/* block_pv for four heads at once (e: [4][32], o: [4][n] rows n apart), n a multiple of 32,
- * sharing the value loads; every element is summed exactly as block_pv sums it. */
-static inline __attribute__((always_inline)) void block_pv4(const float *e, const float *v,
-                                                            size_t nt, size_t ld, float *o,
-                                                            size_t n) {
+/* block_pv for four query vectors at once, all over the same nt positions (e[i]: [32],
+ * o[i]: [n]), n a multiple of 32, sharing the value loads; every element is summed exactly as
+ * block_pv sums it. */
+static inline __attribute__((always_inline)) void block_pv4(const float *const *e, const float *v,
+                                                            size_t nt, size_t ld,
+                                                            float *const *o, size_t n) {
   for (size_t d = 0; d < n; d += 32) {
     v16 a[8] = {{0}}, x0, x1;
     for (size_t t = 0; t < nt; t++) {
@@ -208,15 +210,15 @@ static inline __attribute__((always_inline)) void block_pv4(const float *e, cons
       LOAD16(x1, v + t * ld + d + 16);
 #pragma GCC unroll 4
       for (int h = 0; h < 4; h++) {
-        const float w = e[h * HS_KV_BLOCK + t];
+        const float w = e[h][t];
         a[2 * h] = a[2 * h] + w * x0;
         a[2 * h + 1] = a[2 * h + 1] + w * x1;
       }
     }
 #pragma GCC unroll 4
     for (int h = 0; h < 4; h++) {
-      STORE16(o + (size_t)h * n + d, a[2 * h]);
-      STORE16(o + (size_t)h * n + d + 16, a[2 * h + 1]);
+      STORE16(o[h] + d, a[2 * h]);
+      STORE16(o[h] + d + 16, a[2 * h + 1]);
     }
   }
 }
@@ -247,66 +249,149 @@ static inline __attribute__((always_inline)) float block_sum(const float *s) {
   return (s4[0] + s4[2]) + (s4[1] + s4[3]);
 }
 
+/* Scratch of one task (floats from the worker's slice; nq = ROWS_PER_TASK * rep queries). */
+typedef struct task_scratch {
+  float *kf, *vf;          /* [32][hd] each: a block converted from f16 */
+  float *sc, *ob, *O;      /* [nq][32], [nq][hd], [nq][hd] */
+  float *M, *L, *mb, *lb;  /* [nq] each */
+} task_scratch;
+
+/* The partials of one block for the queries qi[0..nq) (query index = row in chunk * rep + head)
+ * and their merge into each query's running sums. kb: [hd][32] keys, vb: [32][hd] values;
+ * nbq[k]: positions of the block the k-th query sees (1..32); first: block 0. */
+static inline __attribute__((always_inline)) void block_partials(
+    const task_scratch *ts, const float *const *qv, const uint32_t *qi, const uint32_t *nbq,
+    size_t nq, const float *kb, const float *vb, size_t hd, float scale, bool first) {
+  size_t k = 0;
+  for (; k + 4 <= nq; k += 4) {
+    float *const s4[4] = {ts->sc + qi[k] * HS_KV_BLOCK, ts->sc + qi[k + 1] * HS_KV_BLOCK,
+                          ts->sc + qi[k + 2] * HS_KV_BLOCK, ts->sc + qi[k + 3] * HS_KV_BLOCK};
+    block_scores4(qv + k, kb, hd, scale, s4);
+  }
+  for (; k < nq; k++) block_scores(qv[k], kb, hd, scale, ts->sc + qi[k] * HS_KV_BLOCK);
+  /* m_b; e_t = exp(s_t - m_b), exactly 0 past the row's positions; l_b */
+  for (k = 0; k < nq; k++) {
+    float *si = ts->sc + qi[k] * HS_KV_BLOCK;
+    ts->mb[qi[k]] = block_max(si, nbq[k]);
+    vexp16(si, ts->mb[qi[k]]);
+    vexp16(si + 16, ts->mb[qi[k]]);
+    ts->lb[qi[k]] = block_sum(si);
+  }
+  /* o_b, four queries at a time when they see the same positions */
+  k = 0;
+  while (k < nq) {
+    if (hd % 32 == 0 && k + 4 <= nq && nbq[k] == nbq[k + 1] && nbq[k] == nbq[k + 2] &&
+        nbq[k] == nbq[k + 3]) {
+      const float *const e4[4] = {ts->sc + qi[k] * HS_KV_BLOCK, ts->sc + qi[k + 1] * HS_KV_BLOCK,
+                                  ts->sc + qi[k + 2] * HS_KV_BLOCK,
+                                  ts->sc + qi[k + 3] * HS_KV_BLOCK};
+      float *const o4[4] = {ts->ob + qi[k] * hd, ts->ob + qi[k + 1] * hd, ts->ob + qi[k + 2] * hd,
+                            ts->ob + qi[k + 3] * hd};
+      block_pv4(e4, vb, nbq[k], hd, o4, hd);
+      k += 4;
+    } else {
+      block_pv(ts->sc + qi[k] * HS_KV_BLOCK, vb, nbq[k], hd, ts->ob + qi[k] * hd, hd);
+      k++;
+    }
+  }
+  /* merged in block order */
+  for (k = 0; k < nq; k++) {
+    const uint32_t i = qi[k];
+    float *Oi = ts->O + i * hd;
+    const float mb = ts->mb[i], lb = ts->lb[i];
+    if (first) {
+      ts->M[i] = mb;
+      ts->L[i] = lb;
+      memcpy(Oi, ts->ob + i * hd, hd * sizeof *Oi);
+    } else {
+      float mn = ts->M[i] > mb ? ts->M[i] : mb;
+      float a = expf(ts->M[i] - mn), c = expf(mb - mn);
+      ts->L[i] = ts->L[i] * a + lb * c;
+      scale_add(Oi, a, ts->ob + i * hd, c, hd);
+      ts->M[i] = mn;
+    }
+  }
+}
+
 static inline __attribute__((always_inline)) void attn_body(void *ctx, size_t task,
                                                             unsigned worker) {
   const attn_job *j = ctx;
-  const hs_model_params *p = &j->m->p;
+  const hs_model *m = j->m;
+  const hs_model_params *p = &m->p;
+  const hs_kv_pool *pool = &m->kv;
   const size_t hd = p->head_dim, rep = p->n_head / p->n_head_kv;
-  const size_t r = task / p->n_head_kv, g = task % p->n_head_kv;
-  const hs_seq *s = j->seq[r];
-  const size_t n_pos = (size_t)j->pos[r] + 1;
+  const size_t c = task / p->n_head_kv, g = task % p->n_head_kv;
+  const uint32_t *rows = j->order + j->chunks[c];
+  const size_t nr = j->chunks[c + 1] - j->chunks[c];
   const float scale = 1.0f / sqrtf((float)hd);
-  const float *K = hs_kv_head(s, s->k, j->layer, (uint32_t)g);
-  const float *V = hs_kv_head(s, s->v, j->layer, (uint32_t)g);
 
-  float *sc = j->m->ws.attn_scratch + (size_t)worker * j->m->ws.attn_scratch_per_worker;
-  float *scores = sc;                        /* [rep][32] scores, then exponentials */
-  float *ob = scores + rep * HS_KV_BLOCK;    /* [rep][hd] block partials o_b */
-  float *O = ob + rep * hd;                  /* [rep][hd] running O */
-  float *M = O + rep * hd, *L = M + rep;     /* [rep] each: running M, L */
-  float *mbs = L + rep, *lbs = mbs + rep;    /* [rep] each: the block's m_b, l_b */
-  const float *qg = j->q + r * p->n_embd + g * rep * hd; /* the group's query heads */
+  float *w = m->ws.attn_scratch + (size_t)worker * m->ws.attn_scratch_per_worker;
+  const size_t nqmax = ROWS_PER_TASK * rep;
+  task_scratch ts;
+  ts.kf = w;
+  ts.vf = ts.kf + HS_KV_BLOCK * hd;
+  ts.sc = ts.vf + HS_KV_BLOCK * hd;
+  ts.ob = ts.sc + nqmax * HS_KV_BLOCK;
+  ts.O = ts.ob + nqmax * hd;
+  ts.M = ts.O + nqmax * hd;
+  ts.L = ts.M + nqmax;
+  ts.mb = ts.L + nqmax;
+  ts.lb = ts.mb + nqmax;
 
-  for (size_t b0 = 0; b0 < n_pos; b0 += HS_KV_BLOCK) {
-    const size_t nb = n_pos - b0 < HS_KV_BLOCK ? n_pos - b0 : HS_KV_BLOCK;
-    const float *kb = K + b0 * hd, *vb = V + b0 * hd;
-    size_t i = 0;
-    for (; i + 4 <= rep; i += 4) block_scores4(qg + i * hd, kb, hd, scale, scores + i * HS_KV_BLOCK);
-    for (; i < rep; i++) block_scores(qg + i * hd, kb, hd, scale, scores + i * HS_KV_BLOCK);
-    /* the block's partials: m_b; e_t = exp(s_t - m_b), 0 past the block's end; l_b; o_b */
-    for (i = 0; i < rep; i++) {
-      float *si = scores + i * HS_KV_BLOCK;
-      mbs[i] = block_max(si, nb);
-      vexp16(si, mbs[i]);
-      vexp16(si + 16, mbs[i]);
-      lbs[i] = block_sum(si);
-    }
-    i = 0;
-    if (hd % 32 == 0)
-      for (; i + 4 <= rep; i += 4) block_pv4(scores + i * HS_KV_BLOCK, vb, nb, hd, ob + i * hd, hd);
-    for (; i < rep; i++) block_pv(scores + i * HS_KV_BLOCK, vb, nb, hd, ob + i * hd, hd);
-    /* merged in block order */
-    for (i = 0; i < rep; i++) {
-      float *Oi = O + i * hd;
-      const float mb = mbs[i], lb = lbs[i];
-      if (b0 == 0) {
-        M[i] = mb;
-        L[i] = lb;
-        memcpy(Oi, ob + i * hd, hd * sizeof *Oi);
+  uint32_t npos[ROWS_PER_TASK], nblk[ROWS_PER_TASK], maxb = 0;
+  for (size_t i = 0; i < nr; i++) {
+    npos[i] = j->pos[rows[i]] + 1;
+    nblk[i] = (npos[i] + HS_KV_BLOCK - 1) / HS_KV_BLOCK;
+    if (nblk[i] > maxb) maxb = nblk[i];
+  }
+  const float *qv[ROWS_PER_TASK * 8];
+  uint32_t qi[ROWS_PER_TASK * 8], nbq[ROWS_PER_TASK * 8];
+  const size_t qcap = sizeof qi / sizeof qi[0];
+
+  for (uint32_t b = 0; b < maxb; b++) {
+    bool done[ROWS_PER_TASK] = {false};
+    for (size_t i = 0; i < nr; i++) {
+      if (done[i] || nblk[i] <= b) continue;
+      const uint32_t blk = j->seq[rows[i]]->blocks[b];
+      const uint8_t *raw = hs_kv_pool_head(pool, blk, j->layer, (uint32_t)g);
+      const float *kb, *vb;
+      if (j->f16) {
+        j->f16((const uint16_t *)(const void *)raw, ts.kf, HS_KV_BLOCK * hd);
+        j->f16((const uint16_t *)(const void *)(raw + pool->v_offset), ts.vf, HS_KV_BLOCK * hd);
+        kb = ts.kf;
+        vb = ts.vf;
       } else {
-        float mn = M[i] > mb ? M[i] : mb;
-        float a = expf(M[i] - mn), c = expf(mb - mn);
-        L[i] = L[i] * a + lb * c;
-        scale_add(Oi, a, ob + i * hd, c, hd);
-        M[i] = mn;
+        kb = (const float *)(const void *)raw;
+        vb = (const float *)(const void *)(raw + pool->v_offset);
       }
+      /* every row of the chunk that reads this block now, with all its heads */
+      size_t nq = 0;
+      for (size_t k = i; k < nr; k++) {
+        if (done[k] || nblk[k] <= b || j->seq[rows[k]]->blocks[b] != blk) continue;
+        done[k] = true;
+        const uint32_t left = npos[k] - b * HS_KV_BLOCK;
+        const float *qrow = j->q + (size_t)rows[k] * p->n_embd + g * rep * hd;
+        for (size_t h = 0; h < rep; h++) {
+          if (nq == qcap) {
+            block_partials(&ts, qv, qi, nbq, nq, kb, vb, hd, scale, b == 0);
+            nq = 0;
+          }
+          qv[nq] = qrow + h * hd;
+          qi[nq] = (uint32_t)(k * rep + h);
+          nbq[nq] = left < HS_KV_BLOCK ? left : HS_KV_BLOCK;
+          nq++;
+        }
+      }
+      block_partials(&ts, qv, qi, nbq, nq, kb, vb, hd, scale, b == 0);
     }
   }
-  for (size_t i = 0; i < rep; i++) {
-    float *o = j->out + r * p->n_embd + (g * rep + i) * hd;
-    const float inv = 1.0f / L[i], *Oi = O + i * hd;
-    for (size_t d = 0; d < hd; d++) o[d] = Oi[d] * inv;
-  }
+  for (size_t i = 0; i < nr; i++)
+    for (size_t h = 0; h < rep; h++) {
+      const size_t k = i * rep + h;
+      float *o = j->out + (size_t)rows[i] * p->n_embd + (g * rep + h) * hd;
+      const float inv = 1.0f / ts.L[k], *Ok = ts.O + k * hd;
+      for (size_t d = 0; d < hd; d++) o[d] = Ok[d] * inv;
+    }
 }
 
 /* The same body compiled for each instruction set. */
@@ -336,12 +421,49 @@ static hs_threadpool_fn attn_task_for(hs_cpu_isa isa) {
   return attn_task_ref;
 }
 
-void hs_attention_isa(hs_cpu_isa isa, hs_model *m, uint32_t l, size_t n, const float *q,
-                      hs_seq *const *seq, const uint32_t *pos, float *out) {
-  attn_job j = {.m = m, .layer = l, .q = q, .seq = seq, .pos = pos, .out = out};
-  hs_threadpool_run(m->tp, attn_task_for(isa), &j, n * m->p.n_head_kv);
+/* Rows sorted by (first block, sequence, position): rows sharing their first block adjacent. */
+static hs_seq *const *sort_seq;
+static const uint32_t *sort_pos;
+
+static int row_cmp(const void *a, const void *b) {
+  const uint32_t ra = *(const uint32_t *)a, rb = *(const uint32_t *)b;
+  const hs_seq *sa = sort_seq[ra], *sb = sort_seq[rb];
+  if (sa->blocks[0] != sb->blocks[0]) return sa->blocks[0] < sb->blocks[0] ? -1 : 1;
+  if (sa != sb) return (uintptr_t)sa < (uintptr_t)sb ? -1 : 1;
+  if (sort_pos[ra] != sort_pos[rb]) return sort_pos[ra] < sort_pos[rb] ? -1 : 1;
+  return ra < rb ? -1 : ra > rb;
 }
 
+/* Fills m->ws.attn_order and attn_chunks for n rows; returns the number of chunks. */
+static size_t plan_chunks(hs_model *m, size_t n, hs_seq *const *seq, const uint32_t *pos) {
+  uint32_t *order = m->ws.attn_order, *chunks = m->ws.attn_chunks;
+  for (size_t r = 0; r < n; r++) order[r] = (uint32_t)r;
+  if (!m->shared_attention) {
+    for (size_t r = 0; r <= n; r++) chunks[r] = (uint32_t)r;
+    return n;
+  }
+  /* the model runs one call at a time (engine.h), so the comparator's statics are not shared */
+  sort_seq = seq;
+  sort_pos = pos;
+  qsort(order, n, sizeof *order, row_cmp);
+  size_t nc = 0;
+  for (size_t r = 0; r < n; r++) {
+    const bool same = r > 0 && r - chunks[nc - 1] < ROWS_PER_TASK &&
+                      seq[order[r]]->blocks[0] == seq[order[r - 1]]->blocks[0];
+    if (!same) chunks[nc++] = (uint32_t)r;
+  }
+  chunks[nc] = (uint32_t)n;
+  return nc;
+}
+
+void hs_attention_isa(hs_cpu_isa isa, hs_model *m, uint32_t l, size_t n, const float *q,
+                      hs_seq *const *seq, const uint32_t *pos, float *out) {
+  size_t nc = plan_chunks(m, n, seq, pos);
+  attn_job j = {.m = m, .layer = l, .q = q, .seq = seq, .pos = pos, .out = out,
+                .order = m->ws.attn_order, .chunks = m->ws.attn_chunks,
+                .f16 = m->kv.type == HS_KV_F16 ? hs_kv_f16_to_f32_for(isa) : NULL};
+  hs_threadpool_run(m->tp, attn_task_for(isa), &j, nc * m->p.n_head_kv);
+}
 void hs_attention(hs_model *m, uint32_t l, size_t n, const float *q, hs_seq *const *seq,
                   const uint32_t *pos, float *out) {
   hs_attention_isa(hs_cpu_isa_active(), m, l, n, q, seq, pos, out);

@@ -73,7 +73,8 @@ static int ws_reserve(hs_model *m, size_t n_tok) {
       grow(&w->up, cap * ff, sizeof(float)) ||
       grow(&w->rope_cs, cap * (p->n_rot ? p->n_rot : 1), sizeof(float)) ||
       grow(&w->pos, cap, sizeof(uint32_t)) || grow(&w->seq, cap, sizeof(hs_seq *)) ||
-      grow(&w->rows, cap, sizeof(uint32_t)))
+      grow(&w->rows, cap, sizeof(uint32_t)) || grow(&w->attn_order, cap, sizeof(uint32_t)) ||
+      grow(&w->attn_chunks, cap + 1, sizeof(uint32_t)))
     return hs_set_error(&err, HS_ENOMEM, "out of memory for the workspace of %zu tokens", n_tok);
   w->cap_tok = cap;
   return 0;
@@ -183,7 +184,8 @@ static int matmul_n(hs_model *m, const hs_weight *const *ws, float *const *ys, s
   return 0;
 }
 
-/* Checks the batch and assigns positions; on failure no sequence is changed. */
+/* Checks the batch, assigns positions and takes the KV blocks the new positions need; on
+ * failure no sequence is changed. */
 static int check_batch(hs_model *m, const hs_batch_item *items, size_t n) {
   int rc = 0;
   size_t i = 0;
@@ -210,17 +212,23 @@ static int check_batch(hs_model *m, const hs_batch_item *items, size_t n) {
     m->ws.pos[i] = s->len + s->pending++;
     m->ws.seq[i] = s;
   }
+  /* blocks, once per sequence (the first item of each, while its pending count is set) */
+  size_t reserved = 0;
+  for (; !rc && reserved < n; reserved++) {
+    hs_seq *s = items[reserved].seq;
+    if (m->ws.pos[reserved] == s->len) rc = hs_seq_reserve(s, s->pending);
+  }
+  if (rc)
+    for (size_t k = 0; k < reserved; k++) hs_seq_trim(items[k].seq);
   for (size_t k = 0; k < i; k++) items[k].seq->pending = 0;
+  if (!rc)
+    for (size_t k = 0; k < n; k++) items[k].seq->tokens[m->ws.pos[k]] = items[k].token;
   return rc;
 }
 
-int hs_model_forward(hs_model *m, const hs_batch_item *items, size_t n, float *logits,
-                     float *hidden) {
-  if (!m || (!items && n)) return hs_set_error(&err, HS_EINVAL, "hs_model_forward: NULL argument");
-  if (n == 0) return 0;
-  int rc = ws_reserve(m, n);
-  if (rc) return rc;
-  if ((rc = check_batch(m, items, n))) return rc;
+/* The pass itself, after check_batch. */
+static int run(hs_model *m, const hs_batch_item *items, size_t n, float *logits, float *hidden) {
+  int rc;
   hs_workspace *w = &m->ws;
   const hs_model_params *p = &m->p;
   const size_t e = p->n_embd, kv = m->kv_dim, ff = p->n_ff;
@@ -286,6 +294,21 @@ int hs_model_forward(hs_model *m, const hs_batch_item *items, size_t n, float *l
       if (r2) return hs_set_error(&err, r2, "output matrix product failed (%s)", hs_strerror(r2));
     }
   }
+  return 0;
+}
+
+int hs_model_forward(hs_model *m, const hs_batch_item *items, size_t n, float *logits,
+                     float *hidden) {
+  if (!m || (!items && n)) return hs_set_error(&err, HS_EINVAL, "hs_model_forward: NULL argument");
+  if (n == 0) return 0;
+  int rc = ws_reserve(m, n);
+  if (rc) return rc;
+  if ((rc = check_batch(m, items, n))) return rc;
+  if ((rc = run(m, items, n, logits, hidden))) {
+    for (size_t i = 0; i < n; i++) hs_seq_trim(items[i].seq);
+    return rc;
+  }
   for (size_t i = 0; i < n; i++) items[i].seq->len++;
+  for (size_t i = 0; i < n; i++) hs_seq_publish(items[i].seq); /* from n_published: cheap again */
   return 0;
 }

@@ -179,11 +179,41 @@ static void free_model(hs_model *m) {
   hs_free(w->pos);
   hs_free(w->seq);
   hs_free(w->rows);
+  hs_free(w->attn_order);
+  hs_free(w->attn_chunks);
   hs_free(w->attn_scratch);
+  hs_prefix_tree_free(&m->tree);
+  hs_kv_pool_free(&m->kv);
   hs_cpu_scratch_free(&m->scratch);
   hs_threadpool_destroy(m->tp);
   hs_gguf_close(m->g);
   hs_free(m);
+}
+
+/* The KV pool (of the budget asked, or room for four default contexts) and the prefix tree. */
+static int open_kv(hs_model *m, const hs_model_opts *o) {
+  const hs_model_params *p = &m->p;
+  hs_kv_type type = o ? o->kv_type : HS_KV_F16;
+  if (type != HS_KV_F16 && type != HS_KV_F32)
+    return hs_set_error(&err, HS_EINVAL, "unknown KV cache type %d", (int)type);
+  size_t elem = type == HS_KV_F32 ? 4 : 2;
+  size_t block = (size_t)p->n_layer * p->n_head_kv * 2 * HS_KV_BLOCK * p->head_dim * elem;
+  size_t budget = o ? o->kv_bytes : 0;
+  if (budget == 0) {
+    uint32_t ctx = p->n_ctx_train < 4096 ? p->n_ctx_train : 4096;
+    size_t n_blocks = 4 * (((size_t)ctx + HS_KV_BLOCK - 1) / HS_KV_BLOCK);
+    budget = (n_blocks < 64 ? 64 : n_blocks) * block;
+  }
+  int rc = hs_kv_pool_init(&m->kv, p->n_layer, p->n_head_kv, p->head_dim, type, budget);
+  if (rc == HS_EINVAL)
+    return hs_set_error(&err, rc, "a KV budget of %zu bytes is less than one block (%zu bytes: %u "
+                        "positions)", budget, block, HS_KV_BLOCK);
+  if (rc)
+    return hs_set_error(&err, rc, "out of memory for a KV cache of %zu bytes", budget);
+  if (hs_prefix_tree_init(&m->tree)) return hs_set_error(&err, HS_ENOMEM, "out of memory");
+  m->prefix_cache = !(o && o->no_prefix_cache);
+  m->shared_attention = !(o && o->no_shared_attention);
+  return 0;
 }
 
 int hs_model_open(const char *path, const hs_model_opts *o, hs_model **out) {
@@ -217,6 +247,10 @@ int hs_model_open(const char *path, const hs_model_opts *o, hs_model **out) {
     free_model(m);
     return rc;
   }
+  if ((rc = open_kv(m, o))) {
+    free_model(m);
+    return rc;
+  }
   m->ws.attn_scratch_per_worker = hs_attention_scratch_floats(&m->p);
   m->ws.attn_scratch = hs_malloc(m->ws.attn_scratch_per_worker * sizeof(float) *
                                  hs_threadpool_size(m->tp));
@@ -236,50 +270,3 @@ void hs_model_close(hs_model *m) {
 const hs_model_params *hs_model_get_params(const hs_model *m) { return m ? &m->p : NULL; }
 const hs_gguf *hs_model_get_gguf(const hs_model *m) { return m ? m->g : NULL; }
 unsigned hs_model_n_threads(const hs_model *m) { return m ? hs_threadpool_size(m->tp) : 0; }
-
-/* ---- sequences ---- */
-
-int hs_seq_create(hs_model *m, uint32_t n_ctx, hs_seq **out) {
-  if (!m || !out) return hs_set_error(&err, HS_EINVAL, "hs_seq_create: NULL argument");
-  *out = NULL;
-  if (n_ctx == 0) n_ctx = m->p.n_ctx_train < 4096 ? m->p.n_ctx_train : 4096;
-  if (n_ctx > (1u << 24))
-    return hs_set_error(&err, HS_EINVAL, "sequence capacity %u is above 2^24", n_ctx);
-  hs_seq *s = hs_calloc(1, sizeof *s);
-  if (!s) return hs_set_error(&err, HS_ENOMEM, "out of memory");
-  size_t n = hs_kv_floats(&m->p, n_ctx);
-  s->k = hs_calloc(n, sizeof *s->k); /* zeroed: lanes past the length are read, then masked */
-  s->v = hs_malloc(n * sizeof *s->v);
-  if (!s->k || !s->v) {
-    hs_free(s->k);
-    hs_free(s->v);
-    hs_free(s);
-    return hs_set_error(&err, HS_ENOMEM, "out of memory for a KV cache of %u positions (%zu bytes)",
-                        n_ctx, 2 * n * sizeof(float));
-  }
-  s->m = m;
-  s->cap = n_ctx;
-  m->n_seqs++;
-  *out = s;
-  return 0;
-}
-
-void hs_seq_destroy(hs_seq *s) {
-  if (!s) return;
-  s->m->n_seqs--;
-  hs_free(s->k);
-  hs_free(s->v);
-  hs_free(s);
-}
-
-uint32_t hs_seq_len(const hs_seq *s) { return s ? s->len : 0; }
-uint32_t hs_seq_capacity(const hs_seq *s) { return s ? s->cap : 0; }
-
-int hs_seq_truncate(hs_seq *s, uint32_t n) {
-  if (!s) return hs_set_error(&err, HS_EINVAL, "hs_seq_truncate: NULL sequence");
-  if (n > s->len)
-    return hs_set_error(&err, HS_EINVAL, "cannot truncate a sequence of %u positions to %u",
-                        s->len, n);
-  s->len = n;
-  return 0;
-}

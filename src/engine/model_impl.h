@@ -13,6 +13,7 @@
 #include "core/last_error.h"
 #include "core/threadpool.h"
 #include "engine/cpu/kernels.h"
+#include "engine/kv.h"
 #include "hswarm/engine.h"
 
 /* The engine's last-error buffer (defined in model.c). */
@@ -52,6 +53,8 @@ typedef struct hs_workspace {
   uint32_t *pos;   /* [cap_tok] position of each token in its sequence */
   hs_seq **seq;    /* [cap_tok] sequence of each token */
   uint32_t *rows;  /* [cap_tok] indices of the tokens whose outputs are wanted */
+  uint32_t *attn_order;  /* [cap_tok] rows sorted so that rows sharing blocks are adjacent */
+  uint32_t *attn_chunks; /* [cap_tok + 1] starts of the row chunks of attention tasks */
   float *attn_scratch; /* per worker: see attention.c */
   size_t attn_scratch_per_worker;
 } hs_workspace;
@@ -70,42 +73,51 @@ struct hs_model {
   hs_cpu_scratch scratch;      /* quantized activations for the kernels */
   hs_workspace ws;
   size_t n_seqs;               /* live sequences (checked at close) */
+  size_t n_pins;               /* live pins (checked at close) */
+  hs_kv_pool kv;               /* the KV blocks of every sequence (kv.h) */
+  hs_prefix_tree tree;         /* the prefix cache over those blocks */
+  bool prefix_cache;           /* sequences publish and reuse blocks (off: an ablation) */
+  bool shared_attention;       /* rows sharing a block read it together (off: an ablation) */
 };
 
 struct hs_seq {
   hs_model *m;
   uint32_t len, cap;
   uint32_t pending;            /* used inside hs_model_forward only: tokens of this call */
-  /* The KV cache, per layer and KV head (hs_kv_head), laid out by attention.c:
-   *   k  [cap_padded / 32][head_dim][32]   keys, a block of 32 positions at a time, transposed
-   *   v  [cap_padded][head_dim]            values */
-  float *k, *v;
+  /* The block table: positions [32 b, 32 b + 32) live in pool block blocks[b] (HS_KV_NONE when
+   * not taken). Blocks [0, n_published) are nodes of the prefix tree (nodes[b], locked by this
+   * sequence); the others are private to it. Outside a forward call exactly ceil(len / 32)
+   * blocks are taken. */
+  uint32_t *blocks;            /* [arr_cap] */
+  hs_pnode **nodes;            /* [arr_cap] */
+  uint32_t arr_cap;            /* entries of blocks and nodes */
+  uint32_t n_published;
+  int32_t *tokens;             /* [tok_cap] the token at each position (keys of the tree) */
+  uint32_t tok_cap;
 };
 
-/* Positions per attention block (attention.c). */
-#define HS_KV_BLOCK 32
-
-/* The capacity rounded up to whole blocks. */
-static inline size_t hs_kv_cap_padded(uint32_t cap) {
-  return ((size_t)cap + HS_KV_BLOCK - 1) / HS_KV_BLOCK * HS_KV_BLOCK;
-}
-
-/* The keys (or values) of layer l, KV head h in s: base is s->k or s->v. */
-static inline float *hs_kv_head(const hs_seq *s, float *base, uint32_t l, uint32_t h) {
-  const hs_model_params *p = &s->m->p;
-  return base + ((size_t)l * p->n_head_kv + h) * hs_kv_cap_padded(s->cap) * p->head_dim;
-}
-
-/* Floats of each of K and V for a capacity of cap positions. */
-size_t hs_kv_floats(const hs_model_params *p, uint32_t cap);
+/* Takes the blocks for positions [len, len + n) of s and room for their tokens. On failure
+ * nothing is taken. Errors: HS_ENOSPC (pool exhausted; message says how full), HS_ENOMEM. */
+int hs_seq_reserve(hs_seq *s, uint32_t n);
+/* Gives back blocks taken past position len (after a failed call). */
+void hs_seq_trim(hs_seq *s);
+/* Publishes the full blocks of s not yet in the prefix tree (after a forward call). */
+void hs_seq_publish(hs_seq *s);
 
 /* Stores position pos of layer l: k and v are [n_head_kv][head_dim] (after rope). */
-void hs_kv_store(hs_seq *s, uint32_t l, uint32_t pos, const float *k, const float *v);
+static inline void hs_kv_store(hs_seq *s, uint32_t l, uint32_t pos, const float *k,
+                               const float *v) {
+  hs_model *m = s->m;
+  hs_kv_pool_store(&m->kv, s->blocks[pos / HS_KV_BLOCK], l, pos % HS_KV_BLOCK, m->p.head_dim, k,
+                   v);
+}
 
 /* Causal grouped-query attention for n rows (attention.c):
  *   out[r][h*hd .. (h+1)*hd) = softmax_j(q_h . k_j / sqrt(hd)) v_j   over positions j <= pos[r]
  * of seq[r] in layer l, where q_h = q[r][h*hd ..], and k, v come from the cache (the rows' own
- * K/V must already be stored). Work is spread over the pool by (row, KV head). */
+ * K/V must already be stored). Rows that share blocks are computed together (one read of each
+ * shared block per chunk of rows) unless m->shared_attention is off; the results are the same
+ * bits either way. Work is spread over the pool by (chunk of rows, KV head). */
 void hs_attention(hs_model *m, uint32_t l, size_t n, const float *q, hs_seq *const *seq,
                   const uint32_t *pos, float *out);
 /* The same with a given instruction set's compilation of the kernel (tests: all give the same

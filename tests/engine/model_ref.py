@@ -84,7 +84,8 @@ def quant_act(h, block):
 
 
 class Model:
-    def __init__(self, path, act_quant=False):
+    def __init__(self, path, act_quant=False, kv_f16=False):
+        self.kv_f16 = kv_f16
         g = gguf_ref.GGUF(path)
         kv = g.kv
         self.arch = arch = kv["general.architecture"]
@@ -196,6 +197,8 @@ class Model:
             q = self.rope(q.view(T, H, hd), pos)
             k = self.rope(k.view(T, Hkv, hd), pos)
             v = v.view(T, Hkv, hd)
+            if self.kv_f16:
+                k, v = k.to(torch.float16).to(DT), v.to(torch.float16).to(DT)
             rep = H // Hkv
             k = k.repeat_interleave(rep, dim=1)                  # [T, H, hd]
             v = v.repeat_interleave(rep, dim=1)
@@ -212,12 +215,13 @@ class Model:
 
 def main(argv):
     act_quant = "--act-quant" in argv
-    argv = [a for a in argv if a != "--act-quant"]
+    kv_f16 = "--kv-f16" in argv
+    argv = [a for a in argv if a not in ("--act-quant", "--kv-f16")]
     if len(argv) < 4:
         sys.stderr.write(__doc__)
         return 2
     mode, path = argv[1], argv[2]
-    m = Model(path, act_quant)
+    m = Model(path, act_quant, kv_f16)
     with torch.no_grad():
         if mode in ("logits", "hidden"):
             out, toks = argv[3], [int(t) for t in argv[4:]]
