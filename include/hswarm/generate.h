@@ -40,7 +40,8 @@ extern "C" {
 typedef enum hs_finish_reason {
   HS_FINISH_STOP = 0,      /* end-of-generation token, stop token, stop string, grammar done */
   HS_FINISH_LENGTH = 1,    /* max_tokens, or the context is full */
-  HS_FINISH_CANCELLED = 2  /* the callback asked to stop */
+  HS_FINISH_CANCELLED = 2, /* the callback asked to stop (or hs_sched_cancel) */
+  HS_FINISH_DEADLINE = 3   /* the scheduler's deadline passed first (hswarm/sched.h) */
 } hs_finish_reason;
 
 /* Called for each generated token. text/len: the newly released text (may be empty, e.g. while

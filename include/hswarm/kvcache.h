@@ -48,6 +48,12 @@ typedef enum hs_kv_type { HS_KV_F16 = 0, HS_KV_F32 = 1 } hs_kv_type;
  * Errors: HS_EINVAL (NULL s or tokens with n > 0; s not empty; n above its capacity). */
 int hs_seq_attach_prefix(hs_seq *s, const int32_t *tokens, size_t n, uint32_t *reused);
 
+/* Without attaching anything: how many of tokens[0..n) the cache holds now, in whole blocks
+ * (*cached); how many of those are locked by sequences or pins (*locked: attaching them takes no
+ * block from the free or cached ones); and how many are pinned (*pinned). Pointers may be NULL. */
+void hs_kv_match(const hs_model *m, const int32_t *tokens, size_t n, uint32_t *cached,
+                 uint32_t *locked, uint32_t *pinned);
+
 /* A pinned prefix. */
 typedef struct hs_prefix hs_prefix;
 

@@ -178,6 +178,24 @@ int hs_seq_attach_prefix(hs_seq *s, const int32_t *tokens, size_t n, uint32_t *r
   return 0;
 }
 
+void hs_kv_match(const hs_model *m, const int32_t *tokens, size_t n, uint32_t *cached,
+                 uint32_t *locked, uint32_t *pinned) {
+  uint32_t c = 0, l = 0, p = 0;
+  if (m && tokens && m->prefix_cache) {
+    const hs_pnode *node = NULL;
+    for (size_t b = 0; (b + 1) * HS_KV_BLOCK <= n; b++) {
+      node = hs_prefix_find(&m->tree, node, tokens + b * HS_KV_BLOCK);
+      if (!node) break;
+      c += HS_KV_BLOCK;
+      if (node->ref) l += HS_KV_BLOCK;
+      if (node->pins) p += HS_KV_BLOCK;
+    }
+  }
+  if (cached) *cached = c;
+  if (locked) *locked = l;
+  if (pinned) *pinned = p;
+}
+
 int hs_seq_truncate(hs_seq *s, uint32_t n) {
   if (!s) return hs_set_error(&err, HS_EINVAL, "hs_seq_truncate: NULL sequence");
   if (n > s->len)
