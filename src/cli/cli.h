@@ -19,6 +19,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_bench_engine(int argc, char **argv); /* argv[1] is "engine" */
+int cmd_bench_swarm(int argc, char **argv);  /* argv[1] is "swarm" */
 
 /* Parses a non-negative integer with an optional K/M/G suffix (powers of 1024 for sizes when
  * binary is 1, of 1000 otherwise). Returns 0 or -1. */

@@ -346,7 +346,8 @@ static int bench_arena(bench_ctx *b, uint64_t n, uint64_t size, int log_on) {
 }
 
 static void bench_usage(FILE *f) {
-  fputs("usage: hswarm bench engine -m FILE [--prompt N] [--gen N] [--repeat N] [--threads N] [--json]\n"
+  fputs("usage: hswarm bench swarm -m FILE [--agents N] [--prefix P] [--suffix S] [--gen G] ... [--json]\n"
+        "       hswarm bench engine -m FILE [--prompt N] [--gen N] [--repeat N] [--threads N] [--json]\n"
         "       hswarm bench runtime [--json] [--quick] [--repeat N] [--only NAME] [--budget N]\n"
         "  NAME: spawn, latency, fanout or arena\n"
         "  --quick: small sizes (about 10 s); default: the full set, up to 10^6 agents\n"
@@ -356,6 +357,7 @@ static void bench_usage(FILE *f) {
 
 int cmd_bench(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "engine")) return cmd_bench_engine(argc, argv);
+  if (argc >= 2 && !strcmp(argv[1], "swarm")) return cmd_bench_swarm(argc, argv);
   if (argc < 2 || strcmp(argv[1], "runtime") != 0) {
     bench_usage(argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
     return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : EXIT_USAGE;

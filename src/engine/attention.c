@@ -18,7 +18,8 @@
  *
  *   M = max(M, m_b),   L = L e^(M_old - M) + l_b e^(m_b - M),   O = O e^(M_old - M) + o_b e^(m_b - M)
  *
- * and out = O / L. Why this shape: the numbers a query gets depend only on the query vector, the
+ * and out = O / L (the two exponentials by the same vector polynomial as the scores'). Why this
+ * shape: the numbers a query gets depend only on the query vector, the
  * block boundaries (fixed by position) and the order of merging (fixed: block order). So a
  * block's partial is the same whether it is computed for one query alone or for many queries of
  * a batch at once, and whether its keys live in this sequence's cache or in a prefix shared by
@@ -75,7 +76,7 @@ typedef float v16 __attribute__((vector_size(64)));
 /* ---- attention ---- */
 
 /* Rows per attention task when rows share blocks. */
-#define ROWS_PER_TASK 8
+#define ROWS_PER_TASK 16
 
 size_t hs_attention_scratch_floats(const hs_model_params *p) {
   size_t rep = p->n_head / p->n_head_kv, hd = p->head_dim;
@@ -294,21 +295,33 @@ static inline __attribute__((always_inline)) void block_partials(
       k++;
     }
   }
-  /* merged in block order */
-  for (k = 0; k < nq; k++) {
-    const uint32_t i = qi[k];
-    float *Oi = ts->O + i * hd;
-    const float mb = ts->mb[i], lb = ts->lb[i];
-    if (first) {
-      ts->M[i] = mb;
-      ts->L[i] = lb;
-      memcpy(Oi, ts->ob + i * hd, hd * sizeof *Oi);
-    } else {
-      float mn = ts->M[i] > mb ? ts->M[i] : mb;
-      float a = expf(ts->M[i] - mn), c = expf(mb - mn);
-      ts->L[i] = ts->L[i] * a + lb * c;
-      scale_add(Oi, a, ts->ob + i * hd, c, hd);
-      ts->M[i] = mn;
+  /* merged in block order; the two rescaling factors of each query, e^(M_old - M) and
+   * e^(m_b - M), by the vector exponential, 16 at a time (one of them is e^0 = 1 exactly) */
+  for (size_t k0 = 0; k0 < nq; k0 += 8) {
+    const size_t kn = nq - k0 < 8 ? nq - k0 : 8;
+    float f[16] = {0}, mn[8];
+    if (!first) {
+      for (size_t t = 0; t < kn; t++) {
+        const uint32_t i = qi[k0 + t];
+        mn[t] = ts->M[i] > ts->mb[i] ? ts->M[i] : ts->mb[i];
+        f[t] = ts->M[i] - mn[t];
+        f[8 + t] = ts->mb[i] - mn[t];
+      }
+      vexp16(f, 0.0f);
+    }
+    for (size_t t = 0; t < kn; t++) {
+      const uint32_t i = qi[k0 + t];
+      float *Oi = ts->O + i * hd;
+      if (first) {
+        ts->M[i] = ts->mb[i];
+        ts->L[i] = ts->lb[i];
+        memcpy(Oi, ts->ob + i * hd, hd * sizeof *Oi);
+      } else {
+        const float a = f[t], c = f[8 + t];
+        ts->L[i] = ts->L[i] * a + ts->lb[i] * c;
+        scale_add(Oi, a, ts->ob + i * hd, c, hd);
+        ts->M[i] = mn[t];
+      }
     }
   }
 }

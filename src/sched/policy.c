@@ -100,10 +100,23 @@ static double usage(const team *t) { return (double)(t->served + t->pending) / t
 /* Starts a waiting request: its sequence, with whatever prefix the cache holds. */
 static void admit(hs_sched *s, sreq *r) {
   sched_detach(s, r);
-  hs_seq *seq;
+  hs_seq *seq = NULL;
   uint32_t reused = 0;
+  const uint32_t total = sreq_total(r);
   int rc = hs_seq_create(s->m, s->n_ctx, &seq);
-  if (!rc) rc = hs_seq_attach_prefix(seq, r->toks, sreq_total(r) - 1, &reused);
+  if (!rc) rc = hs_seq_attach_prefix(seq, r->toks, total, &reused);
+  if (!rc && reused == total) {
+    /* all cached, but the last token's logits are wanted: recompute that token only (its block
+     * is copied into a private one); if no block is free for the copy, recompute the block */
+    if (hs_seq_truncate(seq, total - 1) == 0) {
+      reused = total - 1;
+    } else {
+      hs_seq_destroy(seq);
+      seq = NULL;
+      rc = hs_seq_create(s->m, s->n_ctx, &seq);
+      if (!rc) rc = hs_seq_attach_prefix(seq, r->toks, total - 1, &reused);
+    }
+  }
   if (rc) {
     if (seq) hs_seq_destroy(seq);
     sched_finish(s, r, rc, HS_FINISH_STOP, hs_engine_last_error());
