@@ -171,6 +171,17 @@ int hs_runtime_register_op(hs_runtime *rt, const char *kind, int external, hs_op
 int hs_runtime_op_complete(hs_runtime *rt, hs_op_token token, int status, const void *data,
                            size_t len);
 
+/* ---- an engine driven by the loop ----
+ * An engine (the batch scheduler: hswarm/llm.h) that completes operations by stepping. step
+ * returns 1 while it has work, 0 when idle, or a negative code (the run then stops with it). The
+ * loop calls it once at the end of every step in which agents ran (lockstep: the agents' requests
+ * of a step join the next engine step, and results finished at step t are delivered at step
+ * t + 1), and, when no agent can run and operations are in flight, steps it instead of waiting:
+ * each such engine step is one step of virtual time. Replays never call it (results come from
+ * the log). NULL removes it. */
+typedef int (*hs_engine_step_fn)(void *ud);
+void hs_runtime_set_engine(hs_runtime *rt, hs_engine_step_fn step, void *ud);
+
 /* ---- native agents ----
  * A native agent is a set of C callbacks. on_start runs at its first activation, on_message once per
  * delivered message (in delivery order). Inside a callback the agent may send and exit through

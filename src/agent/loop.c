@@ -370,6 +370,19 @@ static int wait_for_completion(hs_runtime *rt) {
   return 0;
 }
 
+void hs_runtime_set_engine(hs_runtime *rt, hs_engine_step_fn step, void *ud) {
+  rt->engine_step = step;
+  rt->engine_ud = ud;
+}
+
+/* One step of the engine, when there is one and this is not a replay: 1 busy, 0 idle, < 0 error. */
+static int engine_step(hs_runtime *rt) {
+  if (!rt->engine_step || rt->replay) return 0;
+  int rc = rt->engine_step(rt->engine_ud);
+  if (rc < 0) rt_error(rt, rc, "the engine failed: %s", hs_strerror(rc));
+  return rc;
+}
+
 int hs_runtime_step(hs_runtime *rt) {
   if (!rt->started)
     return rt_error(rt, HS_EINVAL, "no agent to run: spawn the main script first");
@@ -390,6 +403,19 @@ int hs_runtime_step(hs_runtime *rt) {
         return finish_run(rt);
       }
       rt->step = next; /* nothing happens until then: jump */
+      boundary(rt);
+    } else if (ops_pending && !rt->replay && rt->engine_step) {
+      /* nothing runs until the engine delivers: its step is this step */
+      int busy = engine_step(rt);
+      if (busy < 0) return busy;
+      if (busy == 0) wait_for_completion(rt); /* operations of other kinds */
+      if (busy > 0) {
+        rt->step++;
+        if (rt->cfg.max_steps && rt->step >= rt->cfg.max_steps) {
+          rt->stopped = 1;
+          return finish_run(rt);
+        }
+      }
       boundary(rt);
     } else if (ops_pending && !rt->replay) {
       wait_for_completion(rt);
@@ -423,6 +449,10 @@ int hs_runtime_step(hs_runtime *rt) {
     rt_run_agent(rt, a);
   }
   if (rt->diverged) return HS_EDIVERGE;
+  if (rt->engine_step && rt->ops_in_flight) {
+    int rc = engine_step(rt); /* the requests made in this step start now */
+    if (rc < 0) return rc;
+  }
   rt->step++;
   if (rt->progress) rt->progress(&rt->stats, rt->progress_ud);
   if (rt->cfg.max_steps && rt->step >= rt->cfg.max_steps) {

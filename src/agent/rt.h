@@ -160,6 +160,8 @@ struct hs_runtime {
   hs_timerheap timers;
 
   /* operations */
+  hs_engine_step_fn engine_step; /* hs_runtime_set_engine */
+  void *engine_ud;
   op_kind *op_kinds;
   uint32_t nop_kinds;
   uint32_t ops_in_flight;
