@@ -64,6 +64,12 @@ typedef struct hs_prefix hs_prefix;
  * Errors: HS_EINVAL (NULL argument, n below one block or above the model's context, a token out
  * of range), HS_ENOSPC (the pool cannot hold the prefix), HS_ENOMEM. */
 int hs_prefix_pin(hs_model *m, const int32_t *tokens, size_t n, hs_prefix **out);
+/* The same for text, encoded with tok (hs_tokenizer_encode with flags, e.g. HS_TOKENIZE_ADD_BOS
+ * so that prompts that start with the same text and BOS share it). Errors as hs_prefix_pin, and
+ * the tokenizer's. */
+struct hs_tokenizer;
+int hs_prefix_pin_text(hs_model *m, const struct hs_tokenizer *tok, const char *text, size_t len,
+                       unsigned flags, hs_prefix **out);
 /* Positions pinned. */
 uint32_t hs_prefix_len(const hs_prefix *p);
 /* Unpins (the blocks stay cached, evictable once nobody uses them). NULL is ignored. */

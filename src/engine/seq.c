@@ -19,6 +19,7 @@
 #include "engine/model_impl.h"
 #include "hswarm/alloc.h"
 #include "hswarm/error.h"
+#include "hswarm/tokenizer.h"
 
 #define err hs_engine_err
 
@@ -283,6 +284,24 @@ int hs_prefix_pin(hs_model *m, const int32_t *tokens, size_t n, hs_prefix **out)
   m->n_pins++;
   *out = p;
   return 0;
+}
+
+int hs_prefix_pin_text(hs_model *m, const hs_tokenizer *tok, const char *text, size_t len,
+                       unsigned flags, hs_prefix **out) {
+  if (out) *out = NULL;
+  if (!m || !tok || (!text && len) || !out)
+    return hs_set_error(&err, HS_EINVAL, "hs_prefix_pin_text: NULL argument");
+  size_t n = 0;
+  int rc = hs_tokenizer_encode(tok, text, len, flags, NULL, 0, &n);
+  if (rc && rc != HS_ENOSPC)
+    return hs_set_error(&err, rc, "hs_prefix_pin_text: %s", hs_tokenizer_last_error());
+  int32_t *ids = hs_malloc((n ? n : 1) * sizeof *ids);
+  if (!ids) return hs_set_error(&err, HS_ENOMEM, "out of memory");
+  rc = hs_tokenizer_encode(tok, text, len, flags, ids, n, &n);
+  if (rc) rc = hs_set_error(&err, rc, "hs_prefix_pin_text: %s", hs_tokenizer_last_error());
+  else rc = hs_prefix_pin(m, ids, n, out);
+  hs_free(ids);
+  return rc;
 }
 
 uint32_t hs_prefix_len(const hs_prefix *p) { return p ? p->len : 0; }

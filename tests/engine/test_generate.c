@@ -340,6 +340,33 @@ static void test_grammar_and_schema(void **state) {
 }
 
 /* Embeddings: unit norm; the mean and last poolings of the forward pass's hidden states. */
+/* A pinned text prefix is what a prompt starting with that text reuses. */
+static void test_pin_text(void **state) {
+  (void)state;
+  const char *sys = "You review Python code. Answer with a verdict and one reason.\n"
+                    "def add(a, b):\n    return a + b\n\nclass Point:\n    pass\n";
+  hs_prefix *p;
+  assert_int_equal(hs_prefix_pin_text(model, tok, sys, strlen(sys), HS_TOKENIZE_ADD_BOS, &p), 0);
+  int32_t ids[256];
+  char prompt[512];
+  snprintf(prompt, sizeof prompt, "%sIs it correct?", sys);
+  size_t n = encode(prompt, ids, 256);
+  assert_true(hs_prefix_len(p) >= 32);
+  hs_seq *s = new_seq(0);
+  uint32_t reused;
+  assert_int_equal(hs_seq_attach_prefix(s, ids, n - 1, &reused), 0);
+  assert_true(reused >= hs_prefix_len(p) - 32); /* the text's last tokens may merge differently */
+  hs_kv_stats st;
+  hs_kv_get_stats(model, &st);
+  assert_int_equal(st.blocks_pinned, hs_prefix_len(p) / 32);
+  hs_seq_destroy(s);
+  hs_prefix_unpin(p);
+  hs_kv_get_stats(model, &st);
+  assert_int_equal(st.blocks_pinned, 0);
+  assert_int_equal(hs_prefix_pin_text(model, tok, "hi", 2, 0, &p), HS_EINVAL);
+  assert_null(p);
+}
+
 static void test_embed(void **state) {
   (void)state;
   const uint32_t d = hs_model_get_params(model)->n_embd;
@@ -443,6 +470,7 @@ static void test_out_of_memory(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_greedy_matches_forward),
+      cmocka_unit_test(test_pin_text),
       cmocka_unit_test(test_seeded_sampling),
       cmocka_unit_test(test_stream_and_stop_string),
       cmocka_unit_test(test_cancel_stop_token_and_limits),
