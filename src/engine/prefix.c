@@ -26,21 +26,14 @@
  * are in it. Ticks are unique, so the order is fully determined (runs are reproducible). */
 #include <string.h>
 
+#include "core/hash.h"
 #include "engine/kv.h"
 #include "hswarm/alloc.h"
 #include "hswarm/error.h"
 
 /* ---- hashing ---- */
 
-static uint64_t mix(uint64_t h) {
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
-  return h;
-}
-
+#define mix hs_mix64
 static uint64_t key_hash(const hs_pnode *parent, const int32_t *tokens) {
   uint64_t h = mix(parent ? parent->id + 1 : 0);
   for (int i = 0; i < HS_KV_BLOCK; i++) h = mix(h ^ (uint32_t)tokens[i]);

@@ -15,6 +15,7 @@
 #define HS_ENGINE_TOKENIZER_INTERNAL_H
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include "core/hash.h"
 #include <pcre2.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -32,14 +33,7 @@ extern _Thread_local hs_errbuf hs_tokenizer_err;
 
 uint64_t hs_tok_hash(const void *p, size_t n);
 
-static inline uint64_t hs_tok_mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  x ^= x >> 31;
-  return x;
-}
+#define hs_tok_mix64 hs_mix64 /* core/hash.h */
 
 /* Strings numbered 0..n-1 in the order added (each NUL-terminated in one pool), and a hash
  * index from string to one of those numbers. Adding the same string twice makes two entries;

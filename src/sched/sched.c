@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "core/timeutil.h"
 #include "hswarm/alloc.h"
 #include "hswarm/error.h"
@@ -81,11 +82,7 @@ void sched_list_remove(list *l, sreq *r, bool t) {
 
 /* ---- tables ---- */
 
-static size_t mix(uint64_t x) {
-  x ^= x >> 31;
-  x *= 0x9e3779b97f4a7c15ull;
-  return (size_t)(x ^ (x >> 29));
-}
+static size_t mix(uint64_t x) { return (size_t)hs_mix64(x); }
 
 static sreq *find_req(const hs_sched *s, uint64_t id) {
   for (sreq *r = s->ids[mix(id) & (s->n_ids_buckets - 1)]; r; r = r->hnext)
