@@ -178,7 +178,9 @@ static sreq *team_candidate(const hs_sched *s, team *t, int c, bool tight) {
     if (!best) better = true;
     else if (tight) better = p.cached > bp.cached;
     else if (p.locked != bp.locked) better = p.locked > bp.locked;
-    else better = fabs((double)r->n_prompt - mean) < fabs((double)best->n_prompt - mean);
+    else if (s->running.n) /* similar length to the running ones; else arrival order */
+      better = fabs((double)r->n_prompt - mean) < fabs((double)best->n_prompt - mean);
+    else better = false;
     if (better) {
       best = r;
       bp = p;

@@ -360,6 +360,40 @@ static void test_preemption(void **state) {
   hs_model_close(m);
 }
 
+/* Requests sharing a pinned (locked) prefix go first; max_wait_steps restores arrival order. */
+static void test_compatibility_and_max_wait(void **state) {
+  (void)state;
+  for (int starve = 0; starve <= 1; starve++) {
+    hs_model *m = open_with(tiny_path, 2, 64, true);
+    hs_sched_opts o = {.max_running = 1, .max_wait_steps = starve ? 1 : 1000};
+    hs_sched *s;
+    assert_int_equal(hs_sched_create(m, &o, &s), 0);
+    int32_t shared[80], other[80];
+    fill_tokens(shared, 80, 61);
+    hs_prefix *pin;
+    assert_int_equal(hs_prefix_pin(m, shared, 64, &pin), 0);
+    n_order = 0;
+    for (int k = 0; k < 4; k++) {
+      const bool uses_pin = k % 2 == 1; /* A, C unrelated; B, D extend the pinned prefix */
+      if (uses_pin) fill_tokens(shared + 64, 16, 70 + (uint32_t)k);
+      else fill_tokens(other, 80, 80 + (uint32_t)k);
+      submit_simple(s, uses_pin ? shared : other, 80, 2, HS_PRIORITY_NORMAL, 0, on_done_order,
+                    (void *)(intptr_t)k);
+    }
+    assert_int_equal(hs_sched_run(s), 0);
+    assert_int_equal(n_order, 4);
+    static const int grouped[4] = {1, 3, 0, 2}, fifo_after_first[4] = {1, 0, 2, 3};
+    const int *want = starve ? fifo_after_first : grouped;
+    for (int k = 0; k < 4; k++)
+      if (order_log[k] != want[k])
+        fail_msg("%s: completion %d is request %d, expected %d",
+                 starve ? "max_wait_steps 1" : "grouping", k, order_log[k], want[k]);
+    hs_sched_destroy(s);
+    hs_prefix_unpin(pin);
+    hs_model_close(m);
+  }
+}
+
 /* ---- weighted fair share between teams ---- */
 
 static int team_log[256], n_team_log;
@@ -556,6 +590,8 @@ int main(void) {
                                       fail_on_leaked_blocks),
       cmocka_unit_test_setup_teardown(test_priorities, reset_live_blocks, fail_on_leaked_blocks),
       cmocka_unit_test_setup_teardown(test_preemption, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_compatibility_and_max_wait, reset_live_blocks,
+                                      fail_on_leaked_blocks),
       cmocka_unit_test_setup_teardown(test_fair_share, reset_live_blocks, fail_on_leaked_blocks),
       cmocka_unit_test_setup_teardown(test_admission, reset_live_blocks, fail_on_leaked_blocks),
       cmocka_unit_test_setup_teardown(test_cancel_and_deadline, reset_live_blocks,
