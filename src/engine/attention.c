@@ -435,8 +435,8 @@ static hs_threadpool_fn attn_task_for(hs_cpu_isa isa) {
 }
 
 /* Rows sorted by (first block, sequence, position): rows sharing their first block adjacent. */
-static hs_seq *const *sort_seq;
-static const uint32_t *sort_pos;
+static _Thread_local hs_seq *const *sort_seq;
+static _Thread_local const uint32_t *sort_pos;
 
 static int row_cmp(const void *a, const void *b) {
   const uint32_t ra = *(const uint32_t *)a, rb = *(const uint32_t *)b;
@@ -455,7 +455,7 @@ static size_t plan_chunks(hs_model *m, size_t n, hs_seq *const *seq, const uint3
     for (size_t r = 0; r <= n; r++) chunks[r] = (uint32_t)r;
     return n;
   }
-  /* the model runs one call at a time (engine.h), so the comparator's statics are not shared */
+  /* the comparator's inputs, per thread (models on different threads run at once) */
   sort_seq = seq;
   sort_pos = pos;
   qsort(order, n, sizeof *order, row_cmp);
