@@ -1,5 +1,5 @@
-/* hswarm/engine.h: the inference engine on the CPU: a model bound to a GGUF file, per-sequence KV
- * caches, and one batched forward pass.
+/* hswarm/engine.h: the inference engine on the CPU: a model bound to a GGUF file, sequences over
+ * its paged KV cache (kvcache.h: blocks, prefix cache, pins), and one batched forward pass.
  *
  *   hs_model *m;  hs_model_open("m.gguf", NULL, &m);
  *   hs_seq *a, *b;  hs_seq_create(m, 0, &a);  hs_seq_create(m, 0, &b);
@@ -20,9 +20,9 @@
  * prompt at once gives bit-identical logits to feeding it one token per call.
  *
  * Ownership and lifetimes. hs_model_open returns a model owned by the caller (hs_model_close).
- * The model owns the mapped file, its thread pool and scratch. A hs_seq belongs to the model it
- * was created from and must be destroyed before that model is closed. Pointers returned by
- * getters stay valid while the model lives. The caller owns every buffer it passes.
+ * The model owns the mapped file, its thread pool, scratch and KV pool. A hs_seq belongs to
+ * the model it was created from and must be destroyed before that model is closed. Pointers
+ * returned by getters stay valid while the model lives. The caller owns every buffer it passes.
  *
  * Threads. A model runs one call at a time: hs_model_forward, hs_seq_create/destroy/truncate on
  * the same model must not run concurrently (the model's thread pool does the parallel work
