@@ -52,9 +52,10 @@ static char *run(unsigned threads, const char *log_path) {
   cfg.log_path = log_path;
   hs_runtime *rt;
   assert_int_equal(hs_runtime_create(&cfg, &rt), 0);
-  hs_llm *l;
+  hs_llm *l, *again;
   assert_int_equal(hs_llm_attach(rt, s, NULL, NULL, &l), 0);
-  assert_int_equal(hs_llm_attach(rt, s, NULL, NULL, &l) == 0, 0); /* "llm" is taken */
+  assert_int_equal(hs_llm_attach(rt, s, NULL, NULL, &again), HS_EINVAL); /* "llm" is taken */
+  assert_null(again);
   const char *path = write_file("llm.lua", SCRIPT);
   assert_int_equal(hs_runtime_spawn_main(rt, path, 0, NULL, NULL), 0);
   int rc = hs_runtime_run(rt);
