@@ -222,7 +222,9 @@ static bool admit_class(hs_sched *s, int c) {
       admit(s, q);
       continue;
     }
-    if (c == HS_PRIORITY_URGENT && make_room(s, first)) {
+    /* an urgent request that does not fit makes room, unless its prefix is being computed
+     * (then it waits for the cache like any other) */
+    if (c == HS_PRIORITY_URGENT && tight && !in_flight(s, first, &hp) && make_room(s, first)) {
       admit(s, first);
       continue;
     }

@@ -317,6 +317,43 @@ static void test_priorities(void **state) {
   hs_model_close(m);
 }
 
+/* Requests of every class that share an uncached prefix compute it once: the later ones wait
+ * for the first to publish its blocks (an urgent one too, as long as it fits). */
+static void test_shared_prefix_computed_once(void **state) {
+  (void)state;
+  enum { P = 4 * BLK, S = 8, N = 6 };
+  static const hs_priority mixes[][N] = {
+      {HS_PRIORITY_NORMAL, HS_PRIORITY_NORMAL, HS_PRIORITY_NORMAL, HS_PRIORITY_NORMAL,
+       HS_PRIORITY_NORMAL, HS_PRIORITY_NORMAL},
+      {HS_PRIORITY_URGENT, HS_PRIORITY_NORMAL, HS_PRIORITY_URGENT, HS_PRIORITY_BACKGROUND,
+       HS_PRIORITY_URGENT, HS_PRIORITY_NORMAL},
+      {HS_PRIORITY_URGENT, HS_PRIORITY_URGENT, HS_PRIORITY_URGENT, HS_PRIORITY_URGENT,
+       HS_PRIORITY_URGENT, HS_PRIORITY_URGENT},
+  };
+  for (size_t mix = 0; mix < sizeof mixes / sizeof mixes[0]; mix++) {
+    hs_model *m = open_with(tiny_path, 2, 64, true);
+    hs_sched *s;
+    assert_int_equal(hs_sched_create(m, NULL, &s), 0);
+    int32_t p[N][P + S];
+    for (int k = 0; k < N; k++) {
+      fill_tokens(p[k], P, 11);
+      fill_tokens(p[k] + P, S, 100 + (uint32_t)k);
+      submit_simple(s, p[k], P + S, 2, mixes[mix][k], (uint32_t)k % 3, NULL, NULL);
+    }
+    assert_int_equal(hs_sched_run(s), 0);
+    hs_sched_metrics mt;
+    hs_sched_get_metrics(s, &mt);
+    print_message("mix %zu: prompt tokens %llu computed, %llu reused\n", mix,
+                  (unsigned long long)mt.prompt_tokens_computed,
+                  (unsigned long long)mt.prompt_tokens_reused);
+    assert_int_equal(mt.prompt_tokens_computed, P + N * S);
+    assert_int_equal(mt.prompt_tokens_reused, (N - 1) * P);
+    hs_sched_destroy(s);
+    check_baseline(m);
+    hs_model_close(m);
+  }
+}
+
 static void test_preemption(void **state) {
   (void)state;
   /* two background requests fill the pool; an urgent one preempts the newer; all three give the
@@ -589,6 +626,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_tokens_match_alone, reset_live_blocks,
                                       fail_on_leaked_blocks),
       cmocka_unit_test_setup_teardown(test_priorities, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_shared_prefix_computed_once, reset_live_blocks,
+                                      fail_on_leaked_blocks),
       cmocka_unit_test_setup_teardown(test_preemption, reset_live_blocks, fail_on_leaked_blocks),
       cmocka_unit_test_setup_teardown(test_compatibility_and_max_wait, reset_live_blocks,
                                       fail_on_leaked_blocks),
