@@ -148,6 +148,8 @@ int hs_sched_set_team_weight(hs_sched *s, uint32_t team, double weight);
 int hs_sched_step(hs_sched *s);
 /* Steps until no request remains. 0 or a negative code. */
 int hs_sched_run(hs_sched *s);
+/* The model it serves (borrowed from hs_sched_create). */
+hs_model *hs_sched_model(const hs_sched *s);
 /* Steps taken so far (the virtual clock of deadlines). */
 uint64_t hs_sched_now(const hs_sched *s);
 

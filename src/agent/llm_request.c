@@ -1,6 +1,6 @@
-/* llm_request.c: an agent's JSON request to the model (hswarm/llm.h) read into a scheduler
- * request (see llm_request.h). Every key is checked: its type, its range; an unknown key is an
- * error, so a misspelt option never silently changes nothing. */
+/* llm_request.c: an agent's JSON request to the model (hswarm/llm.h) read into a
+ * hs_llm_request (llm_request.h). Every key is checked: its type, its range; an unknown key is
+ * an error, so a misspelt option never silently changes nothing. */
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -9,6 +9,8 @@
 #include "agent/llm_request.h"
 #include "hswarm/alloc.h"
 #include "hswarm/error.h"
+
+#define MAX_STOPS 16
 
 /* Reads a number field into *out; 0, or -1 with msg filled. */
 static int num(json_t *v, const char *key, double lo, double hi, double *out, char *msg,
@@ -21,64 +23,131 @@ static int num(json_t *v, const char *key, double lo, double hi, double *out, ch
   return 0;
 }
 
-/* Fills r and *ids from the JSON object o; 0 or an error in msg. */
-static int parse(const hs_tokenizer *tok, uint32_t agent, json_t *o, hs_sched_request *r,
-                 int32_t **ids, char *msg, size_t cap) {
+static char *copy_string(json_t *v, size_t *len) {
+  *len = json_string_length(v);
+  char *s = hs_malloc(*len + 1);
+  if (s) {
+    memcpy(s, json_string_value(v), *len);
+    s[*len] = 0;
+  }
+  return s;
+}
+
+static int prompt_ids(json_t *v, hs_llm_request *q, char *msg, size_t cap) {
+  size_t n = json_array_size(v);
+  if (n == 0) {
+    snprintf(msg, cap, "llm: \"prompt\" must not be empty");
+    return HS_EINVAL;
+  }
+  q->ids = hs_malloc(n * sizeof *q->ids);
+  if (!q->ids) return HS_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    json_t *e = json_array_get(v, i);
+    if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > INT32_MAX) {
+      snprintf(msg, cap, "llm: \"prompt\"[%zu] is not a token id", i);
+      return HS_EINVAL;
+    }
+    q->ids[i] = (int32_t)json_integer_value(e);
+  }
+  q->n_ids = n;
+  return 0;
+}
+
+/* "stop": an array whose items are token ids (numbers) or stop strings (non-empty strings). */
+static int stops(json_t *v, hs_llm_request *q, char *msg, size_t cap) {
+  if (json_is_string(v)) {
+    json_t *one = json_array();
+    if (!one || json_array_append(one, v)) {
+      json_decref(one);
+      return HS_ENOMEM;
+    }
+    int rc = stops(one, q, msg, cap);
+    json_decref(one);
+    return rc;
+  }
+  if (!json_is_array(v)) {
+    snprintf(msg, cap, "llm: \"stop\" must be a string or an array of strings and token ids");
+    return HS_EINVAL;
+  }
+  size_t n = json_array_size(v), nid = 0, nstr = 0;
+  for (size_t i = 0; i < n; i++) {
+    json_t *e = json_array_get(v, i);
+    if (json_is_integer(e) && json_integer_value(e) >= 0 && json_integer_value(e) <= INT32_MAX)
+      nid++;
+    else if (json_is_string(e) && json_string_length(e) > 0)
+      nstr++;
+    else {
+      snprintf(msg, cap, "llm: \"stop\"[%zu] is neither a token id nor a non-empty string", i);
+      return HS_EINVAL;
+    }
+  }
+  if (nstr > MAX_STOPS) {
+    snprintf(msg, cap, "llm: at most %d stop strings", MAX_STOPS);
+    return HS_EINVAL;
+  }
+  int32_t *ids = nid ? hs_malloc(nid * sizeof *ids) : NULL;
+  char **strs = nstr ? hs_calloc(nstr, sizeof *strs) : NULL;
+  hs_free((void *)q->r.stop_tokens);
+  q->r.stop_tokens = ids; /* owned from here, even when a copy below fails */
+  q->r.n_stop_tokens = nid;
+  q->stops = strs;
+  q->n_stops = nstr;
+  if ((nid && !ids) || (nstr && !strs)) return HS_ENOMEM;
+  for (size_t i = 0, a = 0, b = 0; i < n; i++) {
+    json_t *e = json_array_get(v, i);
+    size_t len;
+    if (json_is_integer(e)) {
+      ids[a++] = (int32_t)json_integer_value(e);
+    } else if (!(strs[b++] = copy_string(e, &len))) {
+      return HS_ENOMEM;
+    }
+  }
+  return 0;
+}
+
+static int prompt_forms(const hs_llm_request *q) {
+  return (q->ids != NULL) + (q->text != NULL) + q->has_handle;
+}
+
+/* Fills q from the JSON object o; 0 or an error in msg. */
+static int parse(uint32_t agent, json_t *o, hs_llm_request *q, char *msg, size_t cap) {
+  hs_sched_request *r = &q->r;
   r->team = agent;
-  bool special = false;
-  json_t *sp = json_object_get(o, "special");
-  if (sp) special = json_is_true(sp);
   const char *key;
   json_t *v;
   double d;
+  int rc;
   json_object_foreach(o, key, v) {
-    if ((!strcmp(key, "prompt") || !strcmp(key, "text")) && *ids) {
-      snprintf(msg, cap, "llm: give \"prompt\" or \"text\", not both");
+    bool is_prompt = !strcmp(key, "prompt") || !strcmp(key, "text") ||
+                     !strcmp(key, "prompt_handle");
+    if (is_prompt && prompt_forms(q)) {
+      snprintf(msg, cap, "llm: give one prompt (\"prompt\", \"text\" or \"prompt_handle\")");
       return HS_EINVAL;
     }
-    if (!strcmp(key, "prompt")) {
-      if (!json_is_array(v) || json_array_size(v) == 0) {
-        snprintf(msg, cap, "llm: \"prompt\" must be a non-empty array of token ids");
-        return HS_EINVAL;
-      }
-      *ids = hs_malloc(json_array_size(v) * sizeof **ids);
-      if (!*ids) return HS_ENOMEM;
-      for (size_t i = 0; i < json_array_size(v); i++) {
-        json_t *e = json_array_get(v, i);
-        if (!json_is_integer(e) || json_integer_value(e) < 0 ||
-            json_integer_value(e) > INT32_MAX) {
-          snprintf(msg, cap, "llm: \"prompt\"[%zu] is not a token id", i);
-          return HS_EINVAL;
-        }
-        (*ids)[i] = (int32_t)json_integer_value(e);
-      }
-      r->n_prompt = json_array_size(v);
-    } else if (!strcmp(key, "text")) {
+    if (!strcmp(key, "prompt") && json_is_array(v)) {
+      if ((rc = prompt_ids(v, q, msg, cap))) return rc;
+    } else if (!strcmp(key, "prompt") || !strcmp(key, "text")) {
       if (!json_is_string(v)) {
-        snprintf(msg, cap, "llm: \"text\" must be a string");
+        snprintf(msg, cap, "llm: \"%s\" must be a string%s", key,
+                 strcmp(key, "prompt") ? "" : " or an array of token ids");
         return HS_EINVAL;
       }
-      if (!tok) {
-        snprintf(msg, cap, "llm: \"text\" needs a tokenizer; give \"prompt\" token ids");
+      if (!(q->text = copy_string(v, &q->text_len))) return HS_ENOMEM;
+    } else if (!strcmp(key, "prompt_handle")) {
+      if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+        snprintf(msg, cap, "llm: \"prompt_handle\" must be an arena handle (a positive integer)");
         return HS_EINVAL;
       }
-      unsigned fl = HS_TOKENIZE_ADD_BOS | (special ? HS_TOKENIZE_PARSE_SPECIAL : 0);
-      size_t n = 0;
-      int rc = hs_tokenizer_encode(tok, json_string_value(v), json_string_length(v), fl, NULL,
-                                   0, &n);
-      if (rc && rc != HS_ENOSPC) {
-        snprintf(msg, cap, "llm: \"text\": %s", hs_tokenizer_last_error());
-        return rc;
+      q->has_handle = true;
+      q->handle = (uint64_t)json_integer_value(v);
+    } else if (!strcmp(key, "prefix")) {
+      if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+        snprintf(msg, cap, "llm: \"prefix\" must be a prefix id from a pin (a positive integer)");
+        return HS_EINVAL;
       }
-      *ids = hs_malloc((n ? n : 1) * sizeof **ids);
-      if (!*ids) return HS_ENOMEM;
-      rc = hs_tokenizer_encode(tok, json_string_value(v), json_string_length(v), fl, *ids, n,
-                               &n);
-      if (rc) {
-        snprintf(msg, cap, "llm: \"text\": %s", hs_tokenizer_last_error());
-        return rc;
-      }
-      r->n_prompt = n;
+      q->prefix = (uint64_t)json_integer_value(v);
+    } else if (!strcmp(key, "special")) {
+      q->special = json_is_true(v);
     } else if (!strcmp(key, "max_tokens")) {
       if (num(v, key, 0, 1 << 24, &d, msg, cap)) return HS_EINVAL;
       r->max_tokens = (uint32_t)d;
@@ -103,6 +172,7 @@ static int parse(const hs_tokenizer *tok, uint32_t agent, json_t *o, hs_sched_re
         return HS_EINVAL;
       }
       r->sampling.seed = (uint64_t)json_integer_value(v);
+      q->has_seed = true;
     } else if (!strcmp(key, "priority")) {
       if (!json_is_string(v) || hs_priority_parse(json_string_value(v), &r->priority)) {
         snprintf(msg, cap, "llm: \"priority\" must be \"urgent\", \"normal\" or \"background\"");
@@ -117,58 +187,43 @@ static int parse(const hs_tokenizer *tok, uint32_t agent, json_t *o, hs_sched_re
     } else if (!strcmp(key, "ignore_eos")) {
       r->ignore_eos = json_is_true(v);
     } else if (!strcmp(key, "stop")) {
-      if (!json_is_array(v)) {
-        snprintf(msg, cap, "llm: \"stop\" must be an array of token ids");
-        return HS_EINVAL;
-      }
-      size_t n = json_array_size(v);
-      int32_t *st = n ? hs_malloc(n * sizeof *st) : NULL;
-      if (n && !st) return HS_ENOMEM;
-      for (size_t i = 0; i < n; i++) {
-        json_t *e = json_array_get(v, i);
-        if (!json_is_integer(e)) {
-          hs_free(st);
-          snprintf(msg, cap, "llm: \"stop\"[%zu] is not a token id", i);
-          return HS_EINVAL;
-        }
-        st[i] = (int32_t)json_integer_value(e);
-      }
-      hs_free((void *)r->stop_tokens);
-      r->stop_tokens = st; /* freed by start() */
-      r->n_stop_tokens = n;
-    } else if (strcmp(key, "special")) {
+      if ((rc = stops(v, q, msg, cap))) return rc;
+    } else {
       snprintf(msg, cap, "llm: unknown key \"%s\"", key);
       return HS_EINVAL;
     }
   }
-  if (!*ids) {
-    snprintf(msg, cap, "llm: the request needs \"prompt\" (token ids) or \"text\"");
+  if (!prompt_forms(q)) {
+    snprintf(msg, cap, "llm: the request needs a prompt (\"prompt\": a string or token ids, "
+                       "or \"prompt_handle\")");
     return HS_EINVAL;
   }
-  r->prompt = *ids;
   return 0;
 }
 
-int hs_llm_request_parse(const hs_tokenizer *tok, uint32_t agent, const void *text, size_t len,
-                         hs_sched_request *r, int32_t **ids, char *msg, size_t cap) {
-  hs_sched_request_init(r);
-  *ids = NULL;
+int hs_llm_request_parse(uint32_t agent, const void *text, size_t len, hs_llm_request *q,
+                         char *msg, size_t cap) {
+  memset(q, 0, sizeof *q);
+  hs_sched_request_init(&q->r);
   if (cap) msg[0] = 0;
   json_error_t je;
   json_t *o = json_loadb(text, len, 0, &je);
   if (!o || !json_is_object(o)) {
-    snprintf(msg, cap, "llm: the request is not a JSON object (%s)", o ? "" : je.text);
+    snprintf(msg, cap, "llm: the request is not a JSON object%s%s", o ? "" : ": ",
+             o ? "" : je.text);
     json_decref(o);
     return HS_EINVAL;
   }
-  int rc = parse(tok, agent, o, r, ids, msg, cap);
+  int rc = parse(agent, o, q, msg, cap);
   json_decref(o);
   return rc;
 }
 
-void hs_llm_request_free(hs_sched_request *r, int32_t *ids) {
-  hs_free(ids);
-  hs_free((void *)r->stop_tokens);
-  r->stop_tokens = NULL;
-  r->n_stop_tokens = 0;
+void hs_llm_request_free(hs_llm_request *q) {
+  hs_free(q->ids);
+  hs_free(q->text);
+  for (size_t i = 0; i < q->n_stops; i++) hs_free(q->stops[i]);
+  hs_free(q->stops);
+  hs_free((void *)q->r.stop_tokens);
+  memset(q, 0, sizeof *q);
 }

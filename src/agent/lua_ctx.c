@@ -46,6 +46,9 @@ static int check_can_block(lua_State *L, const char *fn) {
   return 0;
 }
 
+hs_agent *ctx_me(lua_State *L) { return me(L); }
+int ctx_check_can_block(lua_State *L, const char *fn) { return check_can_block(L, fn); }
+
 static int raise_rt(lua_State *L, const char *fn) {
   return lua_raisef(L, "%s: %s", fn, rt_of(L)->errmsg);
 }
@@ -417,6 +420,7 @@ void ctx_open(lua_State *L) {
   luaL_newlib(L, mem);
   lua_setfield(L, -2, "memory");
   spawn_open(L); /* adds ctx.spawn to the table on top */
+  llm_open(L);   /* and ctx.llm */
   lua_setfield(L, -2, "__index");
   lua_pushboolean(L, 0);
   lua_setfield(L, -2, "__metatable");

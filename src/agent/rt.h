@@ -66,6 +66,7 @@ typedef struct hs_agent {
   uint8_t op_done;       /* the pending operation completed; result in op */
   uint32_t seq;          /* messages sent */
   uint32_t op_seq;       /* operations started */
+  uint32_t llm_calls;    /* ctx.llm.generate calls (their default seeds derive from it) */
   uint32_t timer_serial; /* matches the live timer, if any */
   uint32_t join_target;
   uint64_t lamport;
@@ -243,6 +244,11 @@ void ctx_open(lua_State *L);                        /* builds the shared ctx met
 int ctx_push(lua_State *L, hs_agent *a);            /* pushes a new ctx table for a */
 int ctx_yield(lua_State *L, lua_KFunction k);       /* yield to the runtime with continuation */
 int ctx_log_args(lua_State *L, char sep);           /* print and ctx.log */
+hs_agent *ctx_me(lua_State *L);                     /* the running agent of this state, or raise */
+int ctx_check_can_block(lua_State *L, const char *fn); /* raise where Lua cannot yield */
+
+/* lua_llm.c: ctx.llm (generate, pin, unpin) over the "llm" operations (hswarm/llm.h) */
+int llm_open(lua_State *L);                          /* adds ctx.llm to the table on top */
 
 /* lua_order.c: deterministic next, pairs and tostring in the sandbox */
 void order_open(lua_State *L);

@@ -365,6 +365,8 @@ int hs_sched_set_team_weight(hs_sched *s, uint32_t id, double w) {
 
 uint64_t hs_sched_now(const hs_sched *s) { return s ? s->step : 0; }
 
+hs_model *hs_sched_model(const hs_sched *s) { return s ? s->m : NULL; }
+
 int hs_sched_run(hs_sched *s) {
   int rc;
   while ((rc = hs_sched_step(s)) > 0) {

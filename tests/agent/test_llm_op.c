@@ -2,7 +2,10 @@
  * Lua agents call ctx.call("llm", json), block, and resume with the result; the results are the
  * tokens the scheduler gives for the same request alone; lockstep runs are identical whatever the
  * thread count; the event log replays without a model; bad requests fail the call with a message
- * that names the problem. */
+ * that names the problem. Then ctx.llm (src/agent/lua_llm.c) on a model with a byte tokenizer:
+ * text prompts, pinned prefixes that every agent extends, prompts given as arena handles, stop
+ * strings, default seeds derived from the run seed, agent and call count (identical runs, replay),
+ * and its errors. */
 #include "agent/harness.h"
 
 #include <stdbool.h>
@@ -11,8 +14,9 @@
 #include "hswarm/llm.h"
 #include "hswarm/sched.h"
 #include "hswarm/synth.h"
+#include "hswarm/tokenizer.h"
 
-static char model_path[512];
+static char model_path[512], bytes_path[512];
 
 static const char *SCRIPT =
     "function main(ctx)\n"
@@ -67,9 +71,9 @@ static char *run(unsigned threads, const char *log_path) {
     size_t k = hs_runtime_failures(rt, lines, 4);
     fail_msg("main failed: %s", k ? lines[0] : "?");
   }
-  hs_runtime_destroy(rt);
+  hs_sched_destroy(s); /* before the binding and the runtime its callbacks use */
   hs_llm_free(l);
-  hs_sched_destroy(s);
+  hs_runtime_destroy(rt);
   hs_model_close(m);
   return strdup(buf);
 }
@@ -129,6 +133,125 @@ static void test_agents_call_the_model(void **state) {
   free(b);
 }
 
+static const char *CTX_LLM_SCRIPT =
+    "function main(ctx)\n"
+    "  local shared = string.rep('You are one of many agents. ', 3)\n"
+    "  local p, n = ctx.llm.pin(shared)\n"
+    "  assert(n == #shared, n) -- one token per byte (this vocabulary adds no BOS)\n"
+    "  local kids = {}\n"
+    "  for i = 1, 3 do\n"
+    "    kids[i] = ctx.spawn(function(c)\n"
+    "      local out = {}\n"
+    "      for call = 1, 2 do\n"
+    "        local own = 'agent ' .. c.id\n"
+    "        local r = assert(ctx.llm.generate{prompt = own, prefix = p, max_tokens = 5,\n"
+    "                                          temperature = 50, ignore_eos = true})\n"
+    "        assert(r.usage.prompt == n + #own, r.usage.prompt)\n"
+    "        assert(r.usage.cached >= 64, r.usage.cached)\n"
+    "        assert(r.usage.completion == 5 and #r.tokens == 5)\n"
+    "        assert(r.finish_reason == 'length', r.finish_reason)\n"
+    "        out[call] = table.concat(r.tokens, ',')\n"
+    "      end\n"
+    "      assert(out[1] ~= out[2], 'two calls of one agent got the same seed')\n"
+    "      return table.concat(out, ';')\n"
+    "    end)\n"
+    "  end\n"
+    "  local res = {}\n"
+    "  for i = 1, 3 do res[i] = tostring(ctx.join(kids[i])) end\n"
+    "  assert(res[1] ~= res[2] and res[2] ~= res[3])\n"
+    "  ctx.llm.unpin(p)\n"
+    "  local ok, err = ctx.llm.generate{prompt = 'x', prefix = p}\n"
+    "  assert(not ok and err:find('not a pinned prefix'), err)\n"
+    "  -- greedy, from a string and from an arena handle: the same tokens\n"
+    "  local g = assert(ctx.llm.generate{prompt = 'abc', max_tokens = 12, temperature = 0,\n"
+    "                                    ignore_eos = true})\n"
+    "  local h = ctx.memory.write('abc')\n"
+    "  for k = 1, 2 do -- the second time, the handle's ids come from the cache\n"
+    "    local g2 = assert(ctx.llm.generate{prompt = h, max_tokens = 12, temperature = 0,\n"
+    "                                       ignore_eos = true})\n"
+    "    assert(table.concat(g2.tokens, ',') == table.concat(g.tokens, ','))\n"
+    "    assert(g2.text == g.text)\n"
+    "  end\n"
+    "  -- a stop string: the output's third and fourth characters (the text is well-formed\n"
+    "  -- UTF-8: ill-formed bytes come back as U+FFFD)\n"
+    "  assert(utf8.len(g.text), 'ill-formed UTF-8 in a result')\n"
+    "  local stop = g.text:sub(utf8.offset(g.text, 3), utf8.offset(g.text, 5) - 1)\n"
+    "  local first = g.text:find(stop, 1, true)\n"
+    "  local s = assert(ctx.llm.generate{prompt = 'abc', max_tokens = 12, temperature = 0,\n"
+    "                                    ignore_eos = true, stop = {'\\1\\2', stop}})\n"
+    "  assert(s.finish_reason == 'stop', s.finish_reason)\n"
+    "  assert(s.text == g.text:sub(1, first - 1), s.text)\n"
+    "  assert(#s.tokens < 12)\n"
+    "  ok, err = pcall(ctx.llm.generate, {prompt = 'x', colour = 3})\n"
+    "  assert(not ok and err:find('unknown key \"colour\"'), err)\n"
+    "  ok, err = pcall(ctx.llm.generate, {prompt = 'x', max_tokens = 'many'})\n"
+    "  assert(not ok and err:find('max_tokens must be a number'), err)\n"
+    "  ok, err = pcall(ctx.llm.unpin, 99)\n"
+    "  assert(not ok and err:find('not a pinned prefix'), err)\n"
+    "  return table.concat(res, '\\n') .. '\\n' .. g.text\n"
+    "end\n";
+
+static char *run_ctx_llm(unsigned threads, uint64_t seed, const char *log_path, bool model) {
+  hs_model_opts mo = {.n_threads = threads};
+  hs_model *m = NULL;
+  hs_tokenizer *tok = NULL;
+  hs_sched *s = NULL;
+  hs_llm *l = NULL;
+  hs_runtime_config cfg;
+  hs_runtime_config_init(&cfg);
+  cfg.quiet = 1;
+  cfg.seed = seed;
+  cfg.log_path = log_path;
+  hs_runtime *rt;
+  assert_int_equal(hs_runtime_create(&cfg, &rt), 0);
+  if (model) {
+    assert_int_equal(hs_model_open(bytes_path, &mo, &m), 0);
+    assert_int_equal(hs_tokenizer_load(hs_model_get_gguf(m), &tok), 0);
+    hs_sched_opts so = {.tokenizer = tok};
+    assert_int_equal(hs_sched_create(m, &so, &s), 0);
+    assert_int_equal(hs_llm_attach(rt, s, tok, NULL, &l), 0);
+  }
+  const char *path = write_file("ctx_llm.lua", CTX_LLM_SCRIPT);
+  assert_int_equal(hs_runtime_spawn_main(rt, path, 0, NULL, NULL), 0);
+  int rc = hs_runtime_run(rt);
+  char buf[4096] = "";
+  long n = rc ? -1 : hs_runtime_main_result(rt, buf, sizeof buf);
+  if (n < 0) {
+    const char *lines[4];
+    size_t k = hs_runtime_failures(rt, lines, 4);
+    snprintf(buf, sizeof buf, "FAILED: %s", k ? lines[0] : hs_runtime_last_error(rt));
+  }
+  hs_sched_destroy(s);
+  hs_llm_free(l);
+  hs_runtime_destroy(rt);
+  hs_tokenizer_destroy(tok);
+  hs_model_close(m);
+  return strdup(buf);
+}
+
+static void test_ctx_llm(void **state) {
+  (void)state;
+  char logp[600];
+  snprintf(logp, sizeof logp, "%s/ctx_llm.log", test_dir);
+  char *a = run_ctx_llm(1, 5, logp, true);
+  if (!strncmp(a, "FAILED", 6)) fail_msg("%s", a);
+  char *b = run_ctx_llm(2, 5, NULL, true);
+  assert_string_equal(a, b); /* same seed: the same run, whatever the threads */
+  char *c = run_ctx_llm(1, 6, NULL, true);
+  assert_string_not_equal(a, c); /* another run seed: other samples */
+  print_message("%s\n", a);
+  hs_replay_result res;
+  assert_int_equal(hs_runtime_replay(logp, 1, &res), 0);
+  if (!res.identical) fprintf(stderr, "%s\n%s\n", res.expected, res.actual);
+  assert_true(res.identical);
+  char *d = run_ctx_llm(1, 5, NULL, false); /* no model: the first ctx.llm call fails clearly */
+  if (!strstr(d, "no model")) fail_msg("%s", d);
+  free(a);
+  free(b);
+  free(c);
+  free(d);
+}
+
 int main(void) {
   harness_init();
   snprintf(model_path, sizeof model_path, "%s/llm.gguf", test_dir);
@@ -136,8 +259,12 @@ int main(void) {
   if (hs_synth_preset("tiny-llama", &s) != 0) return 1;
   s.type = HS_SYNTH_Q8_0;
   if (hs_synth_write(&s, model_path, NULL) != 0) return 1;
+  snprintf(bytes_path, sizeof bytes_path, "%s/bytes.gguf", test_dir);
+  s.n_vocab = 260; /* the byte-level vocabulary and BOS, EOS */
+  if (hs_synth_write(&s, bytes_path, NULL) != 0) return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_agents_call_the_model),
+      cmocka_unit_test(test_ctx_llm),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
