@@ -10,6 +10,7 @@
 #define EXIT_ERROR 3   /* the job could not run (unreadable file, runtime error) */
 
 int cmd_run(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_log(int argc, char **argv);
 int cmd_bench(int argc, char **argv);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/swarm_model.h"
 #include "hswarm/error.h"
 #include "hswarm/runtime.h"
 
@@ -24,7 +25,10 @@ static void run_usage(FILE *f) {
         "  --budget N            Lua instructions per activation (default 100000000; 0: no\n"
         "                        limit and no count hook, faster, but a runaway loop stalls)\n"
         "  --arena SIZE          shared arena byte limit (default 4G)\n"
-        "  --quiet               do not print agents' log lines\n",
+        "  --quiet               do not print agents' log lines\n"
+        "  -m, --model FILE      serve a GGUF model to the agents (ctx.llm, ctx.call(\"llm\"))\n"
+        "  --threads N           threads of the model (default: all cores)\n"
+        "  --kv-mem SIZE         the model's KV cache (default: 256 full contexts)\n",
         f);
 }
 
@@ -67,7 +71,8 @@ int cmd_run(int argc, char **argv) {
   const char *script = NULL;
   const char **args = calloc((size_t)argc + 1, sizeof *args);
   int nargs = 0, json = 0;
-  uint64_t v;
+  uint64_t v, threads = 0, kv_mem = 0;
+  const char *model = NULL;
   if (!args) return EXIT_ERROR;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -113,6 +118,15 @@ int cmd_run(int argc, char **argv) {
     } else if (!strcmp(a, "--budget")) {
       if (set_u64(a, val, 0, &cfg.instruction_budget)) goto usage;
       i++;
+    } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && val) {
+      model = val;
+      i++;
+    } else if (!strcmp(a, "--threads")) {
+      if (set_u64(a, val, 0, &threads)) goto usage;
+      i++;
+    } else if (!strcmp(a, "--kv-mem")) {
+      if (set_u64(a, val, 1, &kv_mem)) goto usage;
+      i++;
     } else if (!strcmp(a, "--arena")) {
       if (set_u64(a, val, 1, &cfg.arena_bytes)) goto usage;
       i++;
@@ -137,9 +151,18 @@ int cmd_run(int argc, char **argv) {
     free(args);
     return EXIT_ERROR;
   }
+  cli_swarm_model sm = {0};
+  cli_swarm_model_opts mo = {.threads = (unsigned)threads, .kv_bytes = kv_mem};
+  if (model && cli_swarm_model_open(model, &mo, rt, &sm) != 0) {
+    if (json) cli_json_error("run", cli_last_failure());
+    hs_runtime_destroy(rt);
+    free(args);
+    return EXIT_ERROR;
+  }
   if (hs_runtime_spawn_main(rt, script, nargs, args, NULL) != 0) {
     fprintf(stderr, "hswarm run: %s\n", hs_runtime_last_error(rt));
     if (json) cli_json_error("run", hs_runtime_last_error(rt));
+    cli_swarm_model_close(&sm);
     hs_runtime_destroy(rt);
     free(args);
     return EXIT_ERROR;
@@ -220,6 +243,7 @@ int cmd_run(int argc, char **argv) {
     if (cfg.log_path) printf("event log: %s (%llu records)\n", cfg.log_path,
                              (unsigned long long)s.log_records);
   }
+  cli_swarm_model_close(&sm);
   hs_runtime_destroy(rt);
   free(args);
   return status;

@@ -8,6 +8,8 @@ static void usage(FILE *f) {
   fputs("usage: hswarm COMMAND [options]\n"
         "\n"
         "commands:\n"
+        "  demo                       the main job: micro-swarms of the shipped model answer 1,000\n"
+        "                             held-out tasks; single attempts against verified teams\n"
         "  run SCRIPT.lua [ARGS...]   run a swarm: SCRIPT's main(ctx, args) is the first agent\n"
         "  replay LOG                 re-execute a logged run and check it is identical\n"
         "  log LOG                    print an event log, one record per line\n"
@@ -32,6 +34,7 @@ int main(int argc, char **argv) {
     return EXIT_USAGE;
   }
   const char *cmd = argv[1];
+  if (!strcmp(cmd, "demo")) return cmd_demo(argc - 1, argv + 1);
   if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
   if (!strcmp(cmd, "replay")) return cmd_replay(argc - 1, argv + 1);
   if (!strcmp(cmd, "log")) return cmd_log(argc - 1, argv + 1);

@@ -1,0 +1,159 @@
+-- team.lua: micro-swarms, built into hswarm (require("team")).
+--
+--   local team = require("team")
+--   local r = team.run(ctx, {
+--     size = 10,                        -- members proposing in parallel
+--     rounds = 3,                       -- rounds at most (retries after a failed round)
+--     task = task,                      -- any value; given to propose (members share it as is)
+--     propose = function(ctx, task, feedback, round) return "candidate" end,
+--     verify = function(candidate, task) return ok, score, feedback end,
+--     select = "verified-majority",     -- or "best-score", or "vote"
+--     key = function(candidate) return normal_form end,   -- optional: what counts as equal
+--   })
+--   -- r = {ok = bool, answer = string or nil, handle = arena handle of the answer (owned by the
+--   --      caller), round = rounds used, rounds_log = {{candidates, verified, selected}, ...}}
+--
+-- Each member is a light agent in the caller's Lua state that lives for the whole team: each round
+-- the lead broadcasts the feedback (one arena blob, zero-copy), every member calls propose (their
+-- model calls batch together in the scheduler and share the team's pinned prefix) and sends its
+-- candidate back as an arena handle; the lead verifies every candidate and selects one:
+--   "verified-majority"  the most frequent candidate among those that verify (ties: the smallest
+--                        key, so every replay decides alike); the round fails if none verifies
+--   "best-score"         the verified candidate with the highest score (ties as above)
+--   "vote"               the most frequent candidate, verify not consulted: never fails
+-- The answer is written to shared memory (r.handle). After a failed round, the feedback of the
+-- failing candidates (distinct, in the order members sent them, at most max_feedback = 8) is
+-- what the next round's propose receives. A member whose propose raises an error proposes
+-- nothing that round (the lead logs it); the team goes on with the others.
+local team = {}
+
+-- Messages: lead -> member "R" .. feedback list (joined with NUL bytes) starts a round, "D" ends
+-- the team; member -> lead "C" .. candidate, or "N" when propose gave nothing.
+
+local function encode_feedback(list)
+  return table.concat(list, "\0")
+end
+
+local function decode_feedback(s)
+  local out = {}
+  if s == "" then return out end
+  for part in (s .. "\0"):gmatch("(.-)%z") do out[#out + 1] = part end
+  return out
+end
+
+local function member(ctx, spec)
+  local round = 0
+  while true do
+    local m = ctx.recv()
+    if not m.exit then
+      local text = tostring(m.data)
+      if text == "D" then return round end
+      round = round + 1
+      local ok, candidate = pcall(spec.propose, ctx, spec.task, decode_feedback(text:sub(2)), round)
+      if not ok then
+        ctx.log("team member " .. ctx.id .. " failed to propose: " .. tostring(candidate))
+        candidate = nil
+      end
+      ctx.send(ctx.parent, candidate ~= nil and "C" .. tostring(candidate) or "N")
+    end
+  end
+end
+
+-- The most frequent value of list (by key), ties to the smallest key; returns value, count.
+local function plurality(list, key)
+  local count, first = {}, {}
+  for _, v in ipairs(list) do
+    local k = key(v)
+    count[k] = (count[k] or 0) + 1
+    if first[k] == nil then first[k] = v end
+  end
+  local best, bestk
+  for k, n in pairs(count) do
+    if best == nil or n > count[bestk] or (n == count[bestk] and k < bestk) then
+      best, bestk = first[k], k
+    end
+  end
+  return best, bestk and count[bestk] or 0
+end
+
+local function best_score(list, scores, key)
+  local best, bs, bk
+  for i, v in ipairs(list) do
+    local s, k = scores[i] or 0, key(v)
+    if best == nil or s > bs or (s == bs and k < bk) then best, bs, bk = v, s, k end
+  end
+  return best
+end
+
+-- Selects from one round's candidates; returns the answer or nil and the round's log entry.
+function team.select(spec, candidates)
+  local key = spec.key or tostring
+  local how = spec.select or "verified-majority"
+  local entry = {candidates = candidates, verified = {}, scores = {}, feedback = {}}
+  if how == "vote" then
+    entry.selected = plurality(candidates, key)
+    return entry.selected, entry
+  end
+  local ok_list, ok_scores = {}, {}
+  for i, c in ipairs(candidates) do
+    local ok, score, fb = spec.verify(c, spec.task)
+    entry.verified[i], entry.scores[i] = ok and true or false, score or (ok and 1 or 0)
+    if ok then
+      ok_list[#ok_list + 1] = c
+      ok_scores[#ok_scores + 1] = entry.scores[i]
+    elseif fb ~= nil then
+      entry.feedback[#entry.feedback + 1] = tostring(fb)
+    end
+  end
+  if #ok_list == 0 then return nil, entry end
+  if how == "verified-majority" then
+    entry.selected = plurality(ok_list, key)
+  elseif how == "best-score" then
+    entry.selected = best_score(ok_list, ok_scores, key)
+  else
+    error("team.run: select must be \"verified-majority\", \"best-score\" or \"vote\" (got " ..
+          tostring(how) .. ")")
+  end
+  return entry.selected, entry
+end
+
+function team.run(ctx, spec)
+  assert(type(spec.propose) == "function", "team.run: propose must be a function")
+  local how = spec.select or "verified-majority"
+  assert(how == "vote" or type(spec.verify) == "function",
+         "team.run: select \"" .. how .. "\" needs a verify function")
+  local size, rounds = spec.size or 10, spec.rounds or 1
+  local max_feedback = spec.max_feedback or 8
+  local ids = {}
+  for i = 1, size do ids[i] = ctx.spawn(member, spec, {kind = "light"}) end
+  local swarm = require("swarm")
+  local feedback, seen = {}, {}
+  local result = {ok = false, rounds_log = {}}
+  for round = 1, rounds do
+    swarm.broadcast(ctx, ids, "R" .. encode_feedback(feedback))
+    local candidates = {}
+    for _, m in ipairs(swarm.gather(ctx, size)) do
+      local c = tostring(m.data)
+      if c:sub(1, 1) == "C" then candidates[#candidates + 1] = c:sub(2) end
+    end
+    local answer, entry = team.select(spec, candidates)
+    result.rounds_log[round] = entry
+    result.round = round
+    if answer ~= nil then
+      result.ok, result.answer = true, answer
+      break
+    end
+    for _, fb in ipairs(entry.feedback) do
+      if not seen[fb] and #feedback < max_feedback then
+        seen[fb] = true
+        feedback[#feedback + 1] = fb
+      end
+    end
+  end
+  swarm.broadcast(ctx, ids, "D")
+  for i = 1, size do ctx.join(ids[i]) end
+  if result.answer ~= nil then result.handle = ctx.memory.write(result.answer) end
+  return result
+end
+
+return team

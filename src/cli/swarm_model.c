@@ -1,0 +1,56 @@
+/* swarm_model.c: a model served to a run's agents (swarm_model.h). */
+#include "cli/swarm_model.h"
+
+#include <string.h>
+
+#include "cli/cli.h"
+#include "hswarm/kvcache.h"
+
+int cli_swarm_model_open(const char *path, const cli_swarm_model_opts *o, hs_runtime *rt,
+                         cli_swarm_model *out) {
+  memset(out, 0, sizeof *out);
+  hs_model_opts mo = {.n_threads = o->threads};
+  hs_model *probe;
+  if (hs_model_open(path, &mo, &probe) != 0) {
+    cli_fail("%s: %s", path, hs_engine_last_error());
+    return -1;
+  }
+  uint32_t n_ctx = o->n_ctx ? o->n_ctx : hs_model_get_params(probe)->n_ctx_train;
+  if (n_ctx > 4096) n_ctx = 4096;
+  const uint32_t running = o->max_running ? o->max_running : 256;
+  hs_kv_stats st;
+  hs_kv_get_stats(probe, &st);
+  hs_model_close(probe);
+  uint64_t blocks = (uint64_t)running * ((n_ctx + HS_KV_BLOCK_TOKENS - 1) / HS_KV_BLOCK_TOKENS);
+  mo.kv_bytes = o->kv_bytes ? o->kv_bytes : (blocks + 64) * st.block_bytes;
+  if (hs_model_open(path, &mo, &out->m) != 0) {
+    cli_fail("%s: %s", path, hs_engine_last_error());
+    return -1;
+  }
+  if (hs_tokenizer_load(hs_model_get_gguf(out->m), &out->tok) != 0) {
+    cli_fail("%s: tokenizer: %s", path, hs_tokenizer_last_error());
+    cli_swarm_model_close(out);
+    return -1;
+  }
+  hs_sched_opts so = {.tokenizer = out->tok, .max_running = running,
+                      .token_budget = o->token_budget, .n_ctx = n_ctx};
+  if (hs_sched_create(out->m, &so, &out->s) != 0) {
+    cli_fail("scheduler: %s", hs_sched_last_error());
+    cli_swarm_model_close(out);
+    return -1;
+  }
+  if (hs_llm_attach(rt, out->s, out->tok, NULL, &out->l) != 0) {
+    cli_fail("cannot attach the model to the run: %s", hs_runtime_last_error(rt));
+    cli_swarm_model_close(out);
+    return -1;
+  }
+  return 0;
+}
+
+void cli_swarm_model_close(cli_swarm_model *sm) {
+  hs_sched_destroy(sm->s); /* pending requests complete as cancelled, through sm->l and the runtime */
+  hs_llm_free(sm->l);      /* unpins what agents left pinned */
+  hs_tokenizer_destroy(sm->tok);
+  hs_model_close(sm->m);
+  memset(sm, 0, sizeof *sm);
+}

@@ -1,0 +1,37 @@
+/* swarm_model.h: a model served to a run's agents (swarm_model.c): the model, its tokenizer, a
+ * batch scheduler and the "llm" operations of hswarm/llm.h, opened together and closed together.
+ * Used by `hswarm run -m` and `hswarm demo`. */
+#ifndef HS_CLI_SWARM_MODEL_H
+#define HS_CLI_SWARM_MODEL_H
+
+#include <stdint.h>
+
+#include "hswarm/engine.h"
+#include "hswarm/llm.h"
+#include "hswarm/runtime.h"
+#include "hswarm/sched.h"
+#include "hswarm/tokenizer.h"
+
+typedef struct cli_swarm_model {
+  hs_model *m;
+  hs_tokenizer *tok;
+  hs_sched *s;
+  hs_llm *l;
+} cli_swarm_model;
+
+typedef struct cli_swarm_model_opts {
+  unsigned threads;       /* 0: all cores */
+  uint64_t kv_bytes;      /* 0: room for max_running contexts of n_ctx tokens */
+  uint32_t max_running;   /* 0: 256 */
+  uint32_t token_budget;  /* 0: the scheduler's default */
+  uint32_t n_ctx;         /* a request's context; 0: the model's, at most 4096 */
+} cli_swarm_model_opts;
+
+/* Opens path and attaches it to rt. 0, or -1 after cli_fail (nothing left open). Close it
+ * (cli_swarm_model_close) before hs_runtime_destroy: requests still pending then complete as
+ * cancelled, through the runtime. */
+int cli_swarm_model_open(const char *path, const cli_swarm_model_opts *o, hs_runtime *rt,
+                         cli_swarm_model *out);
+void cli_swarm_model_close(cli_swarm_model *sm);
+
+#endif

@@ -1,0 +1,248 @@
+#!/usr/bin/python3
+"""train.py: trains the shipped default model (models/expr.gguf) on the expression task family.
+
+    /usr/bin/python3 tools/expr/train.py [--steps N] [--seed S] [--out FILE] [--threads N]
+
+A Llama-architecture model written here from the architecture's definition (RMSNorm, rotary
+position embedding on adjacent pairs as GGUF llama files expect, grouped-query attention,
+SwiGLU feed-forward, no biases, untied output), trained on CPU with Debian's torch from
+examples drawn on the fly from tasks.py (never from the held-out split). The loss counts only the
+answer and its end-of-text token. Deterministic for a given seed and thread count. The result is
+written as GGUF (gguf_out.py: Q8_0 matrices) and is what `hswarm demo` runs by default.
+
+Shape: dim 192, 4 layers, 6 heads (head 32), 2 KV heads, feed-forward 512, byte vocabulary (260),
+context 128: 1.67 M parameters, about 1.8 MB of GGUF. Every prompt starts with the task's header
+line (tasks.HEADER; with BOS one KV block of 32 tokens): training computes it once per batch and
+every example attends to it, as a pinned prefix is shared at inference.
+"""
+import argparse
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gguf_out  # noqa: E402
+import tasks  # noqa: E402
+
+CFG = {"dim": 192, "layers": 4, "heads": 6, "kv_heads": 2, "ffn": 512, "ctx": 128}
+PAD = 256  # a filler token: never a target
+
+
+class Llama(torch.nn.Module):
+    def __init__(self, cfg, n_vocab):
+        super().__init__()
+        d, f = cfg["dim"], cfg["ffn"]
+        self.cfg = cfg
+        self.hd = d // cfg["heads"]
+        kvd = self.hd * cfg["kv_heads"]
+        self.embd = torch.nn.Parameter(torch.randn(n_vocab, d) * 0.02)
+        self.layers = torch.nn.ModuleList()
+        for _ in range(cfg["layers"]):
+            L = torch.nn.Module()
+            L.attn_norm = torch.nn.Parameter(torch.ones(d))
+            L.wq = torch.nn.Linear(d, d, bias=False)
+            L.wk = torch.nn.Linear(d, kvd, bias=False)
+            L.wv = torch.nn.Linear(d, kvd, bias=False)
+            L.wo = torch.nn.Linear(d, d, bias=False)
+            L.ffn_norm = torch.nn.Parameter(torch.ones(d))
+            L.w_gate = torch.nn.Linear(d, f, bias=False)
+            L.w_up = torch.nn.Linear(d, f, bias=False)
+            L.w_down = torch.nn.Linear(f, d, bias=False)
+            scale = 0.02 / math.sqrt(2 * cfg["layers"])
+            torch.nn.init.normal_(L.wo.weight, std=scale)
+            torch.nn.init.normal_(L.w_down.weight, std=scale)
+            self.layers.append(L)
+        self.out_norm = torch.nn.Parameter(torch.ones(d))
+        self.out = torch.nn.Linear(d, n_vocab, bias=False)
+        i = torch.arange(0, self.hd // 2, dtype=torch.float32)
+        self.register_buffer("theta", 10000.0 ** (-2.0 * i / self.hd), persistent=False)
+        n = cfg["ctx"]
+        self.register_buffer("causal", torch.full((n, n), float("-inf")).triu(1),
+                             persistent=False)
+
+    @staticmethod
+    def rmsnorm(x, w):
+        return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + 1e-5) * w
+
+    def rope(self, x, start):
+        """x [B, H, T, hd] at positions start, start+1, ...: rotates the pairs (0,1), (2,3), ..."""
+        T = x.shape[2]
+        pos = torch.arange(start, start + T, dtype=torch.float32)
+        ang = pos[:, None] * self.theta[None, :]
+        c, s = torch.cos(ang), torch.sin(ang)
+        a, b = x[..., 0::2], x[..., 1::2]
+        return torch.stack((a * c - b * s, a * s + b * c), dim=-1).flatten(-2)
+
+    def qkv(self, L, h, start):
+        B, T, _ = h.shape
+        H, Hkv, hd = self.cfg["heads"], self.cfg["kv_heads"], self.hd
+        q = self.rope(L.wq(h).view(B, T, H, hd).transpose(1, 2), start)
+        k = self.rope(L.wk(h).view(B, T, Hkv, hd).transpose(1, 2), start)
+        v = L.wv(h).view(B, T, Hkv, hd).transpose(1, 2)
+        return q, k.repeat_interleave(H // Hkv, dim=1), v.repeat_interleave(H // Hkv, dim=1)
+
+    def forward(self, head, rest):
+        """head [P]: tokens every sequence starts with (computed once for the batch, as a pinned
+        prefix is at inference); rest [B, R]: each sequence's own tokens. Logits [B, R, vocab]."""
+        B, R = rest.shape
+        P = head.shape[0]
+        scale = 1.0 / math.sqrt(self.hd)
+        mask = torch.cat((torch.zeros(R, P), self.causal[:R, :R]), dim=1)
+        xh, xr = self.embd[head][None], self.embd[rest]
+        for L in self.layers:
+            qh, kh, vh = self.qkv(L, self.rmsnorm(xh, L.attn_norm), 0)
+            qr, kr, vr = self.qkv(L, self.rmsnorm(xr, L.attn_norm), P)
+            oh = torch.softmax(qh @ kh.transpose(-1, -2) * scale + self.causal[:P, :P], -1) @ vh
+            k = torch.cat((kh.expand(B, -1, -1, -1), kr), dim=2)
+            v = torch.cat((vh.expand(B, -1, -1, -1), vr), dim=2)
+            orr = torch.softmax(qr @ k.transpose(-1, -2) * scale + mask, -1) @ v
+            xh = xh + L.wo(oh.transpose(1, 2).reshape(1, P, -1))
+            xr = xr + L.wo(orr.transpose(1, 2).reshape(B, R, -1))
+            xh = xh + self.ffn(L, xh)
+            xr = xr + self.ffn(L, xr)
+        return self.out(self.rmsnorm(xr, self.out_norm))
+
+    def ffn(self, L, x):
+        h = self.rmsnorm(x, L.ffn_norm)
+        return L.w_down(F.silu(L.w_gate(h)) * L.w_up(h))
+
+    def gguf_tensors(self):
+        def a(t):
+            return t.detach().float().numpy()
+        out = [("token_embd.weight", a(self.embd))]
+        for i, L in enumerate(self.layers):
+            p = "blk.%d." % i
+            out += [(p + "attn_norm.weight", a(L.attn_norm)), (p + "attn_q.weight", a(L.wq.weight)),
+                    (p + "attn_k.weight", a(L.wk.weight)), (p + "attn_v.weight", a(L.wv.weight)),
+                    (p + "attn_output.weight", a(L.wo.weight)),
+                    (p + "ffn_norm.weight", a(L.ffn_norm)),
+                    (p + "ffn_gate.weight", a(L.w_gate.weight)),
+                    (p + "ffn_up.weight", a(L.w_up.weight)),
+                    (p + "ffn_down.weight", a(L.w_down.weight))]
+        out += [("output_norm.weight", a(self.out_norm)), ("output.weight", a(self.out.weight))]
+        return out
+
+
+HEAD = [gguf_out.BOS] + list(tasks.HEADER.encode())  # one KV block: 32 tokens
+
+
+def encode(prompt, answer):
+    """(token ids after HEAD, loss mask): the prompt's bytes after the header, the answer's bytes,
+    EOS; the loss counts the answer and EOS."""
+    body = prompt.encode()
+    assert body.startswith(tasks.HEADER.encode())
+    p = list(body[len(tasks.HEADER):])
+    ans = list(answer.encode()) + [gguf_out.EOS]
+    return p + ans, [0] * len(p) + [1] * len(ans)
+
+
+def batches(rng, n, k):
+    """k batches of n examples, drawn together and grouped by length (less padding)."""
+    seqs = sorted((encode(*tasks.training_example(rng)) for _ in range(n * k)),
+                  key=lambda e: len(e[0]))
+    out = []
+    for j in range(k):
+        group = seqs[j * n:(j + 1) * n]
+        T = max(len(s) for s, _ in group)
+        if len(HEAD) + T > CFG["ctx"]:
+            raise RuntimeError("an example of %d tokens exceeds the context" % (len(HEAD) + T))
+        tok = torch.full((n, T), PAD, dtype=torch.long)
+        tgt = torch.full((n, T), -100, dtype=torch.long)
+        for i, (s, m) in enumerate(group):
+            tok[i, :len(s)] = torch.tensor(s)
+            for t in range(1, len(s)):
+                if m[t]:
+                    tgt[i, t - 1] = s[t]
+        out.append((tok, tgt))
+    rng.shuffle(out)
+    return out
+
+
+@torch.no_grad()
+def accuracy(model, heldout, temperature, gen_rng):
+    """Share of held-out tasks answered exactly (the canonical text)."""
+    head = torch.tensor(HEAD)
+    right = 0
+    for t in heldout:
+        toks, _ = encode(tasks.prompt(t["line"]), "")
+        toks = toks[:-1]
+        out = []
+        for _ in range(16):
+            logits = model(head, torch.tensor([toks + out]))[0, -1]
+            if temperature == 0:
+                nxt = int(logits.argmax())
+            else:
+                p = torch.softmax(logits / temperature, -1).numpy().astype(np.float64)
+                nxt = int(gen_rng.choice(len(p), p=p / p.sum()))
+            if nxt == gguf_out.EOS:
+                break
+            out.append(nxt)
+        text = bytes(b for b in out if b < 256).decode(errors="replace")
+        right += text == t["answer"]
+    return right / len(heldout)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=1600)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..",
+                                                  "models", "expr.gguf"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    model = Llama(CFG, gguf_out.N_VOCAB)
+    n_params = sum(p.numel() for p in model.parameters())
+    print("parameters: %d" % n_params, flush=True)
+    decay = [p for p in model.parameters() if p.dim() == 2]
+    other = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
+                             {"params": other, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.95))
+    heldout = tasks.heldout_tasks(100, 99)
+    warm = min(300, args.steps // 10)
+    t0, avg = time.time(), None
+    head, queue = torch.tensor(HEAD), []
+    for step in range(1, args.steps + 1):
+        lr = args.lr * (step / warm if step <= warm else
+                        0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (step - warm) /
+                                                          (args.steps - warm))))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        if not queue:
+            queue = batches(rng, args.batch, 8)
+        tok, tgt = queue.pop()
+        loss = F.cross_entropy(model(head, tok).flatten(0, 1), tgt.flatten(), ignore_index=-100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        avg = loss.item() if avg is None else 0.98 * avg + 0.02 * loss.item()
+        if step % 100 == 0:
+            print("step %d  loss %.4f  lr %.2e  %.0f s" % (step, avg, lr, time.time() - t0),
+                  flush=True)
+        if step % args.eval_every == 0 or step == args.steps:
+            model.eval()
+            g = accuracy(model, heldout, 0.0, None)
+            model.train()
+            print("step %d  held-out exact answers, greedy: %.2f" % (step, g), flush=True)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    gguf_out.write(args.out, CFG, model.gguf_tensors(), "hswarm expr",
+                   [("hswarm.train.steps", gguf_out.T_U32, args.steps),
+                    ("hswarm.train.seed", gguf_out.T_U32, args.seed)])
+    print("wrote %s (%d s)" % (args.out, time.time() - t0), flush=True)
+
+
+if __name__ == "__main__":
+    main()
