@@ -17,6 +17,7 @@
 #include "hswarm/error.h"
 #include "hswarm/kvcache.h"
 #include "hswarm/runtime.h"
+#include "hswarm/verify.h"
 
 #define DEMO_USAGE                                                                              \
   "usage: hswarm demo [options]\n"                                                              \
@@ -247,6 +248,7 @@ int cmd_demo(int argc, char **argv) {
   snprintf(a_temp, sizeof a_temp, "temperature=%.6g", o.temperature);
   const char *args[] = {a_tasks, a_team, a_rounds, a_temp};
   if (hs_runtime_register_op(rt, "demo.progress", 1, progress_op, &live) != 0 ||
+      hs_verify_attach(rt) != 0 ||
       hs_runtime_spawn_main(rt, script_path, 4, args, NULL) != 0) {
     cli_fail("demo: %s", hs_runtime_last_error(rt));
     cli_swarm_model_close(&sm);

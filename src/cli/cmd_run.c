@@ -11,6 +11,7 @@
 #include "cli/swarm_model.h"
 #include "hswarm/error.h"
 #include "hswarm/runtime.h"
+#include "hswarm/verify.h"
 
 static void run_usage(FILE *f) {
   fputs("usage: hswarm run SCRIPT.lua [ARGS...] [options]\n"
@@ -148,6 +149,12 @@ int cmd_run(int argc, char **argv) {
   if (hs_runtime_create(&cfg, &rt) != 0) {
     fprintf(stderr, "hswarm run: %s\n", hs_runtime_create_error());
     if (json) cli_json_error("run", hs_runtime_create_error());
+    free(args);
+    return EXIT_ERROR;
+  }
+  if (hs_verify_attach(rt) != 0) {
+    fprintf(stderr, "hswarm run: %s\n", hs_runtime_last_error(rt));
+    hs_runtime_destroy(rt);
     free(args);
     return EXIT_ERROR;
   }

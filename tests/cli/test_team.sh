@@ -1,0 +1,60 @@
+# test_team.sh: the micro-swarm library (lua/team.lua) through `hswarm run`: selection rules,
+# retries with feedback, a failing team not stopping the others, a member that raises; and the
+# code-fixing skeleton (examples/fix_team.lua) with its command verifier, leaving the original
+# directory untouched.
+. "$(dirname "$0")/lib.bash"
+
+cat > teams.lua <<'LUA'
+local team = require("team")
+local function run_team(ctx, kind)
+  if kind == "retry" then
+    -- candidates 1..5 (member i proposes round + i - 1); only 7 verifies: found in round 3
+    return team.run(ctx, {size = 5, rounds = 4, task = 7,
+      propose = function(c, task, fb, round) return tostring(round + (c.id % 5)) end,
+      verify = function(x, task) return tonumber(x) == task, 0, "not " .. x end})
+  elseif kind == "never" then
+    return team.run(ctx, {size = 3, rounds = 2, task = 0,
+      propose = function() return "a" end, verify = function() return false, 0, "no" end})
+  elseif kind == "raises" then
+    return team.run(ctx, {size = 4, rounds = 1, select = "vote",
+      propose = function(c) if c.id % 2 == 0 then error("broken member") end return "b" end})
+  elseif kind == "majority" then
+    local votes = {"x", "y", "y", "z", "y", "x"}
+    return team.run(ctx, {size = 6, rounds = 1,
+      propose = function(c) return votes[(c.id % 6) + 1] end,
+      verify = function(v) return v ~= "y", v == "x" and 2 or 1 end})
+  elseif kind == "best" then
+    local votes = {"x", "y", "y", "z", "y", "x"}
+    return team.run(ctx, {size = 6, rounds = 1, select = "best-score",
+      propose = function(c) return votes[(c.id % 6) + 1] end,
+      verify = function(v) return true, v == "z" and 5 or 1 end})
+  end
+end
+function main(ctx)
+  local kinds = {"retry", "never", "raises", "majority", "best"}
+  local ids = {}
+  for i, k in ipairs(kinds) do
+    ids[i] = ctx.spawn(function(c)
+      local r = run_team(c, k)
+      local fb = r.rounds_log[#r.rounds_log].feedback
+      return string.format("%s:%s:%s:%d", k, tostring(r.ok), tostring(r.answer), r.round)
+    end, nil, {team = i + 1})
+  end
+  local out = {}
+  for i = 1, #ids do out[i] = tostring(ctx.join(ids[i])) end
+  return table.concat(out, " ")
+end
+LUA
+expect_status 0 "$HSWARM" run teams.lua --quiet
+expect_in out.txt "retry:true:7:3"
+expect_in out.txt "never:false:nil:2"
+expect_in out.txt "raises:true:b:1"
+expect_in out.txt "majority:true:x:1"   # y does not verify; x (2 votes) beats z (1)
+expect_in out.txt "best:true:z:1"
+
+cp -r "$SRC/examples/fixme" fixme
+before=$(md5sum fixme/area.awk)
+expect_status 0 "$HSWARM" run "$SRC/examples/fix_team.lua" "$WORK/fixme" --seed 5
+expect_in out.txt "result: return w * h"
+[ "$(md5sum fixme/area.awk)" = "$before" ] || fail "the verifier changed the original directory"
+echo "ok"

@@ -1,0 +1,212 @@
+/* test_verify_cmd.c: command verifiers (src/swarm/verify_cmd.c, hswarm/verify.h): the command
+ * sees a private copy of the directory with the candidate's files written over it and cannot
+ * change the original; exit status and output come back; the limits hold: wall time, a command
+ * that forks forever, one that leaves processes behind, an output flood, memory; no network
+ * where the system allows it (the result says so where it does not); bad paths are refused. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "hswarm/error.h"
+#include "hswarm/verify.h"
+
+static char dir[256];
+
+static void write_text(const char *name, const char *text) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  FILE *f = fopen(p, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static int setup(void **state) {
+  (void)state;
+  snprintf(dir, sizeof dir, "/tmp/hs_verify_test_XXXXXX");
+  if (!mkdtemp(dir)) return -1;
+  write_text("a.txt", "hello\n");
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+static hs_verify_result run(const char *cmd, hs_verify_opts *o) {
+  hs_verify_result r;
+  int rc = hs_verify_command(cmd, o, &r);
+  if (rc) fail_msg("%s: %s", cmd, hs_verify_last_error());
+  print_message("%-40.40s exit %d signal %d timed out %d truncated %d %.2f s [%s] %.60s\n", cmd,
+                r.exit_code, r.signal, r.timed_out, r.truncated, r.seconds, r.sandbox, r.output);
+  return r;
+}
+
+static void test_private_copy(void **state) {
+  (void)state;
+  hs_verify_opts o;
+  hs_verify_opts_init(&o);
+  o.workdir = dir;
+  hs_verify_file f = {"sub/dir/b.txt", "candidate", 9};
+  o.files = &f;
+  o.n_files = 1;
+  hs_verify_result r = run("cat a.txt sub/dir/b.txt && echo changed > a.txt && cat a.txt", &o);
+  assert_true(r.passed);
+  assert_int_equal(r.exit_code, 0);
+  assert_string_equal(r.output, "hello\ncandidatechanged\n");
+  hs_verify_result_free(&r);
+  /* the original is untouched and got no b.txt */
+  char p[512];
+  snprintf(p, sizeof p, "%s/sub", dir);
+  assert_int_not_equal(access(p, F_OK), 0);
+  FILE *fa = fopen(strcat(strcpy(p, dir), "/a.txt"), "r");
+  char line[32] = "";
+  assert_non_null(fgets(line, sizeof line, fa));
+  fclose(fa);
+  assert_string_equal(line, "hello\n");
+}
+
+static void test_failure_and_output(void **state) {
+  (void)state;
+  hs_verify_opts o;
+  hs_verify_opts_init(&o);
+  hs_verify_result r = run("echo out; echo err >&2; exit 3", &o);
+  assert_false(r.passed);
+  assert_int_equal(r.exit_code, 3);
+  assert_false(r.timed_out);
+  assert_non_null(strstr(r.output, "out\n"));
+  assert_non_null(strstr(r.output, "err\n"));
+  hs_verify_result_free(&r);
+}
+
+static void test_time_limit(void **state) {
+  (void)state;
+  hs_verify_opts o;
+  hs_verify_opts_init(&o);
+  o.time_limit_s = 0.5;
+  hs_verify_result r = run("echo start; sleep 30", &o);
+  assert_true(r.timed_out);
+  assert_false(r.passed);
+  assert_true(r.seconds < 3.0);
+  assert_string_equal(r.output, "start\n");
+  hs_verify_result_free(&r);
+}
+
+static void test_fork_forever(void **state) {
+  (void)state;
+  hs_verify_opts o;
+  hs_verify_opts_init(&o);
+  o.time_limit_s = 1.0;
+  o.max_processes = 64;
+  hs_verify_result r = run("f() { f | f & }; f; sleep 30", &o);
+  assert_false(r.passed);
+  assert_true(r.seconds < 4.0);
+  hs_verify_result_free(&r);
+  /* nothing is left running: the next command runs and ends at once */
+  r = run("echo next", &o);
+  assert_true(r.passed);
+  hs_verify_result_free(&r);
+}
+
+static void test_leftover_processes(void **state) {
+  (void)state;
+  hs_verify_opts o;
+  hs_verify_opts_init(&o);
+  o.time_limit_s = 3.0;
+  /* a background process keeps the output open: with a PID namespace it dies with the command;
+   * without one, the wall-time limit ends it */
+  hs_verify_result r = run("(sleep 30 &); echo started", &o);
+  assert_string_equal(r.output, "started\n");
+  if (strstr(r.sandbox, "no PID namespace")) {
+    assert_true(r.seconds < 6.0);
+  } else {
+    assert_true(r.passed);
+    assert_true(r.seconds < 2.0);
+  }
+  hs_verify_result_free(&r);
+}
+
+static void test_output_flood(void **state) {
+  (void)state;
+  hs_verify_opts o;
+  hs_verify_opts_init(&o);
+  o.max_output = 1000;
+  hs_verify_result r = run("head -c 20000000 /dev/zero | tr '\\0' y", &o);
+  assert_true(r.passed);
+  assert_true(r.truncated);
+  assert_int_equal(r.output_len, 1000);
+  assert_int_equal(strlen(r.output), 1000);
+  hs_verify_result_free(&r);
+}
+
+static void test_memory_limit(void **state) {
+  (void)state;
+  hs_verify_opts o;
+  hs_verify_opts_init(&o);
+  o.memory_bytes = 64ull << 20;
+  o.time_limit_s = 20;
+  /* a string doubling forever: awk fails to allocate well before the time limit */
+  hs_verify_result r = run("awk 'BEGIN { s = \"x\"; while (1) s = s s }'", &o);
+  assert_false(r.passed);
+  assert_false(r.timed_out);
+  hs_verify_result_free(&r);
+}
+
+static void test_no_network(void **state) {
+  (void)state;
+  hs_verify_opts o;
+  hs_verify_opts_init(&o);
+  hs_verify_result r = run("cat /proc/net/dev", &o);
+  assert_true(r.passed);
+  if (strstr(r.sandbox, "no network namespace")) {
+    print_message("the network is not isolated here: %s\n", r.sandbox);
+  } else {
+    /* only the loopback interface: two header lines and "lo" */
+    int lines = 0;
+    for (const char *p = r.output; *p; p++) lines += *p == '\n';
+    assert_int_equal(lines, 3);
+    assert_non_null(strstr(r.output, "lo:"));
+  }
+  hs_verify_result_free(&r);
+}
+
+static void test_bad_input(void **state) {
+  (void)state;
+  hs_verify_opts o;
+  hs_verify_opts_init(&o);
+  hs_verify_file f = {"../escape.txt", "x", 1};
+  o.files = &f;
+  o.n_files = 1;
+  hs_verify_result r;
+  assert_int_equal(hs_verify_command("true", &o, &r), HS_EINVAL);
+  assert_non_null(strstr(hs_verify_last_error(), "../escape.txt"));
+  assert_null(r.output);
+  f.path = "/etc/passwd";
+  assert_int_equal(hs_verify_command("true", &o, &r), HS_EINVAL);
+  o.n_files = 0;
+  o.workdir = "/nonexistent/dir";
+  assert_int_equal(hs_verify_command("true", &o, &r), HS_ENOENT);
+  assert_int_equal(hs_verify_command("", NULL, &r), HS_EINVAL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_private_copy),     cmocka_unit_test(test_failure_and_output),
+      cmocka_unit_test(test_time_limit),       cmocka_unit_test(test_fork_forever),
+      cmocka_unit_test(test_leftover_processes), cmocka_unit_test(test_output_flood),
+      cmocka_unit_test(test_memory_limit),     cmocka_unit_test(test_no_network),
+      cmocka_unit_test(test_bad_input),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
