@@ -13,9 +13,10 @@
 -- answers on the hidden inputs, which never leave it.
 --
 -- main(ctx, args): args are "key=value" strings: tasks (1000), team (10), rounds (3), mega (10),
--- temperature (0.8), first (1: the first task index), select (verified-majority). Returns one
--- JSON object (the report's figures; docs/json.md). When the run registers the operation
--- "demo.progress" (hswarm demo does), the root reports each finished team through it.
+-- temperature (0.8), first (1: the first task index), select (verified-majority), trace (0; 1:
+-- the leads report their rounds through the operation "demo.trace", for hswarm demo --trace).
+-- Returns one JSON object (the report's figures; docs/json.md). When the run registers the
+-- operation "demo.progress" (hswarm demo does), the root reports each finished team through it.
 local team = require("team")
 local expr = require("expr")
 
@@ -23,7 +24,7 @@ local exprdemo = {}
 
 local function options(args)
   local o = {tasks = 1000, team = 10, rounds = 3, mega = 10, temperature = 0.8, first = 1,
-             select = "verified-majority", max_tokens = 24}
+             select = "verified-majority", max_tokens = 24, trace = 0}
   for _, a in ipairs(args) do
     local k, v = tostring(a):match("^([%w_]+)=(.*)$")
     if not k or o[k] == nil then error("exprdemo: unknown option " .. tostring(a)) end
@@ -54,12 +55,22 @@ end
 
 -- One micro-swarm: returns a record as text (fields separated by newlines): the greedy answer,
 -- the final answer ("" if none), rounds used, then the first round's candidates.
+local function trace(ctx, o, what, round, phase)
+  if o.trace == 1 then
+    ctx.call("demo.trace", string.format('{"team":%d,"what":"%s","round":%d,"phase":"%s"}',
+                                         ctx.team, what, round, phase))
+  end
+end
+
 local function micro(ctx, job)
   local o, t, header = job.o, job.task, job.header
+  trace(ctx, o, "greedy", 0, "begin")
   local g = ctx.llm.generate{prompt = prompt(t), prefix = header, temperature = 0,
                              max_tokens = o.max_tokens, stop = {"\n"}}
+  trace(ctx, o, "greedy", 0, "end")
   local r = team.run(ctx, {
     size = o.team, rounds = o.rounds, task = t, select = o.select, max_feedback = 3,
+    on_round = function(round, phase) trace(ctx, o, "round", round, phase) end,
     propose = function(mctx, task, rejected)
       return answer_of(mctx.llm.generate{prompt = prompt(task, rejected), prefix = header,
                                          temperature = o.temperature, max_tokens = o.max_tokens,

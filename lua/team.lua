@@ -9,7 +9,8 @@
 --     verify = function(candidate, task) return ok, score, feedback end,
 --     select = "verified-majority",     -- or "best-score", or "vote"
 --     key = function(candidate) return normal_form end,   -- optional: what counts as equal
---   })
+--     on_round = function(round, phase, entry) end,       -- optional: "begin" and "end" of
+--   })                                                    -- each round, in the lead
 --   -- r = {ok = bool, answer = string or nil, handle = arena handle of the answer (owned by the
 --   --      caller), round = rounds used, rounds_log = {{candidates, verified, selected}, ...}}
 --
@@ -130,6 +131,7 @@ function team.run(ctx, spec)
   local feedback, seen = {}, {}
   local result = {ok = false, rounds_log = {}}
   for round = 1, rounds do
+    if spec.on_round then spec.on_round(round, "begin") end
     swarm.broadcast(ctx, ids, "R" .. encode_feedback(feedback))
     local candidates = {}
     for _, m in ipairs(swarm.gather(ctx, size)) do
@@ -139,6 +141,7 @@ function team.run(ctx, spec)
     local answer, entry = team.select(spec, candidates)
     result.rounds_log[round] = entry
     result.round = round
+    if spec.on_round then spec.on_round(round, "end", entry) end
     if answer ~= nil then
       result.ok, result.answer = true, answer
       break

@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "cli/swarm_model.h"
+#include "cli/trace.h"
 #include "hswarm/error.h"
 #include "hswarm/kvcache.h"
 #include "hswarm/runtime.h"
@@ -30,10 +31,12 @@
   "  --mode lockstep|free  execution mode (default lockstep: deterministic)\n"                  \
   "  --threads N           threads of the model (default: all cores)\n"                         \
   "  --log FILE            write the event log (hswarm replay FILE re-runs it without a model)\n" \
+  "  --trace FILE          write a timeline of teams, rounds and engine steps (Chrome trace\n"  \
+  "                        format: open it in ui.perfetto.dev)\n"                              \
   "  --json                print one JSON object on stdout (docs/json.md)\n"
 
 typedef struct demo_opts {
-  const char *model, *log;
+  const char *model, *log, *trace;
   uint64_t tasks, team, rounds, seed, threads;
   double temperature;
   hs_mode mode;
@@ -65,6 +68,51 @@ static int progress_op(hs_runtime *rt, hs_op_token token, hs_agent_id agent, con
     json_decref(o);
   }
   return hs_runtime_op_complete(rt, token, 0, "", 0);
+}
+
+/* --trace: teams' greedy calls and rounds (reported by the leads through "demo.trace") on one
+ * track per team, engine steps on track 0. */
+typedef struct demo_trace {
+  cli_trace t;
+  hs_sched *s;
+} demo_trace;
+
+static int trace_op(hs_runtime *rt, hs_op_token token, hs_agent_id agent, const void *req,
+                    size_t len, void *ud) {
+  (void)agent;
+  demo_trace *tr = ud;
+  json_t *o = json_loadb(req, len, 0, NULL);
+  const char *what = json_string_value(json_object_get(o, "what"));
+  const char *phase = json_string_value(json_object_get(o, "phase"));
+  json_int_t team = json_integer_value(json_object_get(o, "team"));
+  json_int_t round = json_integer_value(json_object_get(o, "round"));
+  if (what && phase && team > 0 && team < 1 << 24) {
+    char name[32], track[32];
+    if (!strcmp(what, "round")) snprintf(name, sizeof name, "round %lld", (long long)round);
+    else snprintf(name, sizeof name, "%s", what);
+    snprintf(track, sizeof track, "team %lld", (long long)team);
+    cli_trace_track_name(&tr->t, (uint32_t)team, track);
+    cli_trace_add(&tr->t, !strcmp(phase, "begin") ? 'B' : 'E', (uint32_t)team, name, 0, 0, NULL);
+  }
+  json_decref(o);
+  return hs_runtime_op_complete(rt, token, 0, "", 0);
+}
+
+static int traced_engine_step(void *ud) {
+  demo_trace *tr = ud;
+  hs_sched_metrics before, after;
+  hs_sched_get_metrics(tr->s, &before);
+  double t0 = cli_trace_now(&tr->t);
+  int rc = hs_sched_step(tr->s);
+  hs_sched_get_metrics(tr->s, &after);
+  if (after.steps > before.steps) {
+    char args[96];
+    snprintf(args, sizeof args, "\"running\":%u,\"generated\":%llu,\"prompt_computed\":%llu",
+             after.running, (unsigned long long)(after.generated_tokens - before.generated_tokens),
+             (unsigned long long)(after.prompt_tokens_computed - before.prompt_tokens_computed));
+    cli_trace_add(&tr->t, 'X', 0, "engine step", t0, cli_trace_now(&tr->t) - t0, args);
+  }
+  return rc;
 }
 
 static void draw(demo_live *live, const cli_swarm_model *sm, int final) {
@@ -170,6 +218,8 @@ static int parse_opts(int argc, char **argv, demo_opts *o) {
       o->model = argv[++i];
     } else if (!strcmp(a, "--log") && v) {
       o->log = argv[++i];
+    } else if (!strcmp(a, "--trace") && v) {
+      o->trace = argv[++i];
     } else if (!strcmp(a, "--temperature") && v) {
       char *end;
       o->temperature = strtod(v, &end);
@@ -246,13 +296,22 @@ int cmd_demo(int argc, char **argv) {
   snprintf(a_team, sizeof a_team, "team=%llu", (unsigned long long)o.team);
   snprintf(a_rounds, sizeof a_rounds, "rounds=%llu", (unsigned long long)o.rounds);
   snprintf(a_temp, sizeof a_temp, "temperature=%.6g", o.temperature);
-  const char *args[] = {a_tasks, a_team, a_rounds, a_temp};
+  const char *args[] = {a_tasks, a_team, a_rounds, a_temp, "trace=1"};
+  static demo_trace tr;
+  cli_trace_init(&tr.t);
+  tr.s = sm.s;
+  if (o.trace) {
+    cli_trace_track_name(&tr.t, 0, "engine");
+    hs_runtime_set_engine(rt, traced_engine_step, &tr);
+  }
   if (hs_runtime_register_op(rt, "demo.progress", 1, progress_op, &live) != 0 ||
+      hs_runtime_register_op(rt, "demo.trace", 1, trace_op, &tr) != 0 ||
       hs_verify_attach(rt) != 0 ||
-      hs_runtime_spawn_main(rt, script_path, 4, args, NULL) != 0) {
+      hs_runtime_spawn_main(rt, script_path, o.trace ? 5 : 4, args, NULL) != 0) {
     cli_fail("demo: %s", hs_runtime_last_error(rt));
     cli_swarm_model_close(&sm);
     hs_runtime_destroy(rt);
+    cli_trace_free(&tr.t);
     goto fail_early;
   }
   running_rt = rt;
@@ -313,6 +372,8 @@ int cmd_demo(int argc, char **argv) {
     print_table(r, &o, &mt, &rs, &live, kst.block_bytes, wall);
   }
   json_decref(r);
+  if (o.trace && cli_trace_write(&tr.t, o.trace) != 0) status = EXIT_ERROR;
+  cli_trace_free(&tr.t);
   cli_swarm_model_close(&sm);
   hs_runtime_destroy(rt);
   return status;
