@@ -16,7 +16,9 @@
  * prompt's (no BOS of its own). Then "max_tokens", "temperature", "top_k", "top_p", "min_p",
  * "repetition_penalty", "seed", "priority" ("urgent", "normal", "background"), "team" (default:
  * the agent's id), "stop" (a string, or an array of stop strings and token ids), "ignore_eos",
- * "deadline_steps". Unknown keys are an error.
+ * "deadline_steps", "grammar" (GBNF text) or "schema" (a JSON schema, as an object or its text):
+ * the output is constrained to it and the request stops when the grammar is done. Unknown keys
+ * are an error.
  * Result (a JSON object): "tokens" (the generated ids), "text" (when there is a tokenizer;
  * well-formed UTF-8, ill-formed bytes replaced by U+FFFD; cut before a stop string), "finish"
  * ("stop", "length", "cancelled", "deadline"), "prompt_tokens", "prompt_reused" (from the prefix

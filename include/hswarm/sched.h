@@ -51,6 +51,7 @@
 
 #include "hswarm/engine.h"
 #include "hswarm/generate.h"
+#include "hswarm/grammar.h"
 #include "hswarm/sampler.h"
 #include "hswarm/tokenizer.h"
 
@@ -102,6 +103,10 @@ typedef struct hs_sched_request {
   hs_priority priority;       /* default normal */
   uint32_t team;              /* fair-share group (default 0) */
   uint64_t deadline_steps;    /* finish within this many steps of submission; 0: none */
+  const hs_grammar *grammar;   /* constrain the output (borrowed until on_done); NULL: free.
+                                 Its end-of-generation tokens are allowed when the grammar can
+                                 be complete; when it is done the request finishes STOP */
+  const hs_grammar_vocab *grammar_vocab; /* required with grammar (hs_generate_vocab_create) */
   hs_sched_token_fn on_token; /* may be NULL */
   hs_sched_done_fn on_done;   /* may be NULL */
   void *ud;

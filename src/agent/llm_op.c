@@ -22,6 +22,8 @@
 #include "hswarm/alloc.h"
 #include "hswarm/arena.h"
 #include "hswarm/error.h"
+#include "hswarm/generate.h"
+#include "hswarm/grammar.h"
 #include "hswarm/kvcache.h"
 #include "hswarm/llm.h"
 
@@ -44,6 +46,7 @@ struct hs_llm {
   hs_runtime *rt;
   hs_sched *s;
   const hs_tokenizer *tok;
+  hs_grammar_vocab *gvocab; /* made at the first constrained request */
   pin *pins;
   size_t npins, cappins;
   uint64_t next_pin;
@@ -59,9 +62,11 @@ typedef struct call {
   int32_t *out;           /* tokens so far, when watching stop strings */
   size_t n_out, cap_out;
   long stop_at;           /* byte offset of the stop string in the text, -1: none */
+  hs_grammar *grammar;    /* the request's constraint, or NULL */
 } call;
 
 static void call_free(call *c) {
+  hs_grammar_destroy(c->grammar);
   for (size_t i = 0; i < c->n_stops; i++) hs_free(c->stops[i]);
   hs_free(c->stops);
   hs_free(c->out);
@@ -282,6 +287,25 @@ static int prompt_ids(hs_llm *l, const hs_llm_request *q, int32_t **ids, size_t 
   return rc;
 }
 
+/* The request's grammar (GBNF or JSON schema) into c->grammar, the tokenizer's grammar
+ * vocabulary made once. */
+static int make_grammar(hs_llm *l, const hs_llm_request *q, call *c, char *msg, size_t cap) {
+  if (!l->tok) {
+    snprintf(msg, cap, "llm: a grammar or schema needs a tokenizer");
+    return HS_EINVAL;
+  }
+  int rc;
+  if (!l->gvocab && (rc = hs_generate_vocab_create(l->tok, &l->gvocab))) {
+    snprintf(msg, cap, "llm: grammar vocabulary: %s", hs_generate_last_error());
+    return rc;
+  }
+  rc = q->grammar ? hs_grammar_parse(q->grammar, strlen(q->grammar), NULL, &c->grammar)
+                  : hs_grammar_from_json_schema(q->schema, strlen(q->schema), &c->grammar);
+  if (rc) snprintf(msg, cap, "llm: %s: %s", q->grammar ? "grammar" : "schema",
+                   hs_grammar_last_error());
+  return rc;
+}
+
 static int start(hs_runtime *rt, hs_op_token token, hs_agent_id agent, const void *req,
                  size_t len, void *ud) {
   hs_llm *l = ud;
@@ -301,16 +325,17 @@ static int start(hs_runtime *rt, hs_op_token token, hs_agent_id agent, const voi
     c->n_stops = q.n_stops;
     q.stops = NULL;
     q.n_stops = 0;
+    if (q.grammar || q.schema) rc = make_grammar(l, &q, c, msg, sizeof msg);
     q.r.prompt = ids;
     q.r.n_prompt = n;
+    q.r.grammar = c->grammar;
+    q.r.grammar_vocab = c->grammar ? l->gvocab : NULL;
     q.r.on_token = c->n_stops && l->tok ? on_token : NULL;
     q.r.on_done = on_done;
     q.r.ud = c;
-    rc = hs_sched_submit(l->s, &q.r, NULL); /* copies the prompt and stop tokens */
-    if (rc) {
+    if (!rc && (rc = hs_sched_submit(l->s, &q.r, NULL))) /* copies prompt and stop tokens */
       snprintf(msg, sizeof msg, "llm: %s", hs_sched_last_error());
-      call_free(c);
-    }
+    if (rc) call_free(c);
   }
   hs_free(ids);
   hs_llm_request_free(&q);
@@ -429,5 +454,6 @@ void hs_llm_free(hs_llm *l) {
   }
   hs_free(l->pins);
   for (size_t i = 0; i < HANDLE_CACHE; i++) hs_free(l->cache[i].ids);
+  hs_grammar_vocab_destroy(l->gvocab);
   hs_free(l);
 }

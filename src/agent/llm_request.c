@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent/llm_request.h"
@@ -188,10 +189,36 @@ static int parse(uint32_t agent, json_t *o, hs_llm_request *q, char *msg, size_t
       r->ignore_eos = json_is_true(v);
     } else if (!strcmp(key, "stop")) {
       if ((rc = stops(v, q, msg, cap))) return rc;
+    } else if (!strcmp(key, "grammar")) {
+      size_t n;
+      if (!json_is_string(v)) {
+        snprintf(msg, cap, "llm: \"grammar\" must be a string (GBNF)");
+        return HS_EINVAL;
+      }
+      if (!(q->grammar = copy_string(v, &n))) return HS_ENOMEM;
+    } else if (!strcmp(key, "schema")) {
+      if (json_is_string(v)) {
+        size_t n;
+        if (!(q->schema = copy_string(v, &n))) return HS_ENOMEM;
+      } else if (json_is_object(v)) {
+        char *text = json_dumps(v, JSON_COMPACT);
+        if (!text) return HS_ENOMEM;
+        q->schema = hs_malloc(strlen(text) + 1);
+        if (q->schema) memcpy(q->schema, text, strlen(text) + 1);
+        free(text);
+        if (!q->schema) return HS_ENOMEM;
+      } else {
+        snprintf(msg, cap, "llm: \"schema\" must be a JSON schema (an object, or its text)");
+        return HS_EINVAL;
+      }
     } else {
       snprintf(msg, cap, "llm: unknown key \"%s\"", key);
       return HS_EINVAL;
     }
+  }
+  if (q->grammar && q->schema) {
+    snprintf(msg, cap, "llm: give \"grammar\" or \"schema\", not both");
+    return HS_EINVAL;
   }
   if (!prompt_forms(q)) {
     snprintf(msg, cap, "llm: the request needs a prompt (\"prompt\": a string or token ids, "
@@ -224,6 +251,8 @@ void hs_llm_request_free(hs_llm_request *q) {
   hs_free(q->text);
   for (size_t i = 0; i < q->n_stops; i++) hs_free(q->stops[i]);
   hs_free(q->stops);
+  hs_free(q->grammar);
+  hs_free(q->schema);
   hs_free((void *)q->r.stop_tokens);
   memset(q, 0, sizeof *q);
 }

@@ -26,6 +26,9 @@ typedef struct hs_llm_request {
   char **stops;             /* "stop" strings (owned), n_stops of them */
   size_t n_stops;
   bool has_seed;            /* "seed" was given */
+  char *grammar;            /* "grammar": GBNF text (owned), or NULL */
+  char *schema;             /* "schema": a JSON schema's text (owned; given as an object or a
+                               string), or NULL; not both with grammar */
 } hs_llm_request;
 
 /* Parses text[0..len) (a JSON object: see hswarm/llm.h) into *q; team defaults to agent. Exactly

@@ -13,7 +13,8 @@
  * reused: llm_op.c) or a table of token ids. team (the scheduler's fair-share group) defaults
  * to the agent's team. Without seed, the seed derives from the run's seed,
  * the agent's id and its count of generate calls, so lockstep runs repeat exactly. Other keys:
- * top_k, min_p, repetition_penalty, team, deadline_steps, ignore_eos, special (see llm.h).
+ * top_k, min_p, repetition_penalty, team, deadline_steps, ignore_eos, special, grammar (GBNF
+ * text) or schema (a JSON schema's text): the output is constrained to it (see llm.h).
  * Unknown keys raise an error. pin and unpin raise errors (a wrong prefix is a bug in the
  * script); pin needs the run to have a model. */
 #include <jansson.h>
@@ -105,9 +106,13 @@ static json_t *field_json(lua_State *L, int idx, const char *k, char *err, size_
     snprintf(err, cap, "seed must be an integer");
     return NULL;
   }
-  if (!strcmp(k, "priority")) {
-    if (t == LUA_TSTRING) return json_string(lua_tostring(L, idx));
-    snprintf(err, cap, "priority must be a string");
+  if (!strcmp(k, "priority") || !strcmp(k, "grammar") || !strcmp(k, "schema")) {
+    if (t == LUA_TSTRING) {
+      json_t *j = json_string(lua_tostring(L, idx));
+      if (!j) snprintf(err, cap, "%s is not valid UTF-8", k);
+      return j;
+    }
+    snprintf(err, cap, "%s must be a string", k);
     return NULL;
   }
   if (!strcmp(k, "ignore_eos") || !strcmp(k, "special")) return json_boolean(lua_toboolean(L, idx));

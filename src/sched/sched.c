@@ -185,6 +185,8 @@ void hs_sched_destroy(hs_sched *s) {
   hs_free(s->item_req);
   hs_free(s->logits);
   hs_free(s->sample_scratch);
+  hs_free(s->masked);
+  hs_free(s->allowed);
   hs_free(s);
 }
 
@@ -207,6 +209,11 @@ static int check_request(hs_sched *s, const hs_sched_request *r) {
   if (r->n_stop_tokens && !r->stop_tokens)
     return hs_set_error(&err, HS_EINVAL, "n_stop_tokens is %zu but stop_tokens is NULL",
                         r->n_stop_tokens);
+  if (r->grammar && !r->grammar_vocab)
+    return hs_set_error(&err, HS_EINVAL, "a grammar needs grammar_vocab (hs_generate_vocab_create)");
+  if (r->grammar && hs_grammar_vocab_size(r->grammar_vocab) != s->n_vocab)
+    return hs_set_error(&err, HS_EINVAL, "the grammar vocabulary has %zu tokens, the model %u",
+                        hs_grammar_vocab_size(r->grammar_vocab), s->n_vocab);
   hs_sampler_params sp = r->sampling;
   if (!(sp.temperature >= 0) || !isfinite(sp.temperature) || sp.top_k < 0 ||
       !(sp.top_p > 0 && sp.top_p <= 1) || !(sp.min_p >= 0 && sp.min_p <= 1) ||
@@ -252,12 +259,27 @@ int hs_sched_submit(hs_sched *s, const hs_sched_request *in, uint64_t *id) {
   team *t = find_team(s, in->team, true);
   if (r) r->toks = hs_malloc(((size_t)in->n_prompt + max_gen) * sizeof *r->toks);
   if (r && in->n_stop_tokens) r->stops = hs_malloc(in->n_stop_tokens * sizeof *r->stops);
-  if (!r || !t || !r->toks || (in->n_stop_tokens && !r->stops)) {
+  int grc = r && in->grammar ? hs_grammar_state_create(in->grammar, &r->gs) : 0;
+  if (!grc && in->grammar && !s->masked) { /* the grammar's scratch, for the first grammar */
+    s->masked = hs_malloc(s->n_vocab * sizeof *s->masked);
+    s->allowed = hs_malloc(s->n_vocab);
+    if (!s->masked || !s->allowed) {
+      hs_free(s->masked);
+      hs_free(s->allowed);
+      s->masked = NULL;
+      s->allowed = NULL;
+      grc = HS_ENOMEM;
+    }
+  }
+  if (!r || !t || !r->toks || (in->n_stop_tokens && !r->stops) || grc) {
     if (r) {
       hs_free(r->toks);
       hs_free(r->stops);
+      hs_grammar_state_destroy(r->gs);
     }
     hs_free(r);
+    if (grc && grc != HS_ENOMEM)
+      return hs_set_error(&err, grc, "grammar: %s", hs_grammar_last_error());
     return hs_set_error(&err, HS_ENOMEM, "out of memory");
   }
   r->r = *in;
@@ -338,6 +360,7 @@ void sched_finish(hs_sched *s, sreq *r, int status, hs_finish_reason why, const 
   if (r->r.on_done) r->r.on_done(&res, r->r.ud);
   hs_free(r->toks);
   hs_free(r->stops);
+  hs_grammar_state_destroy(r->gs);
   hs_free(r);
 }
 

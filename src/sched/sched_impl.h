@@ -54,6 +54,7 @@ typedef struct sreq {
   link in_class;           /* waiting: the class list (arrival order); running: running list */
   link in_team;            /* waiting: its team's list for its class (arrival order) */
   struct sreq *hnext;      /* id table chain */
+  hs_grammar_state *gs;    /* with a grammar: the output so far accepted (kept across preemption) */
 } sreq;
 
 struct team {
@@ -90,6 +91,8 @@ struct hs_sched {
   sreq **item_req;                 /* request of each item wanting logits */
   float *logits;
   float *sample_scratch;
+  float *masked;                   /* [n_vocab] logits with the grammar's disallowed tokens out */
+  uint8_t *allowed;                /* [n_vocab] the grammar's mask */
   size_t cap_items, cap_logits;
   /* metrics */
   hs_sched_metrics mt;

@@ -18,6 +18,7 @@
  *
  * If the engine runs out of KV blocks anyway (someone pinned blocks between steps), the newest
  * running request, background first, is preempted and the step is built again. */
+#include <math.h>
 #include <string.h>
 
 #include "core/timeutil.h"
@@ -99,6 +100,21 @@ static void finish_running(hs_sched *s, sreq *r, int status, hs_finish_reason wh
   sched_finish(s, r, status, why, error);
 }
 
+/* s->masked = logits with the tokens r's grammar does not allow next at -inf. 0, or the error
+ * (r is then finished with it). */
+static int grammar_mask(hs_sched *s, sreq *r, const float *logits) {
+  int n = hs_grammar_state_mask(r->gs, r->r.grammar_vocab, s->allowed);
+  if (n <= 0) {
+    char msg[HS_ERRMSG_SIZE];
+    if (n < 0) snprintf(msg, sizeof msg, "grammar: %s", hs_grammar_last_error());
+    else snprintf(msg, sizeof msg, "the grammar allows no token after %u generated", r->n_gen);
+    finish_running(s, r, n < 0 ? n : HS_EINVAL, HS_FINISH_STOP, msg);
+    return n < 0 ? n : HS_EINVAL;
+  }
+  for (uint32_t i = 0; i < s->n_vocab; i++) s->masked[i] = s->allowed[i] ? logits[i] : -INFINITY;
+  return 0;
+}
+
 int sched_run_step(hs_sched *s) {
   size_t cap = (size_t)s->o.token_budget + s->running.n;
   if (grow_scratch(s, cap) || grow_logits(s, s->running.n ? s->running.n : 1))
@@ -145,8 +161,11 @@ int sched_run_step(hs_sched *s) {
     sreq *r = s->item_req[w];
     const uint32_t total = sreq_total(r);
     int32_t tok;
-    rc = hs_sample(&r->r.sampling, s->logits + w * s->n_vocab, s->n_vocab, r->toks, total, total,
-                   s->sample_scratch, &tok);
+    const float *logits = s->logits + w * s->n_vocab;
+    if (r->gs && (rc = grammar_mask(s, r, logits))) continue; /* finished with the error */
+    if (r->gs) logits = s->masked;
+    rc = hs_sample(&r->r.sampling, logits, s->n_vocab, r->toks, total, total, s->sample_scratch,
+                   &tok);
     if (rc) {
       char msg[HS_ERRMSG_SIZE];
       snprintf(msg, sizeof msg, "sampling: %s", hs_sampler_last_error());
@@ -157,12 +176,19 @@ int sched_run_step(hs_sched *s) {
       finish_running(s, r, 0, HS_FINISH_STOP, NULL);
       continue;
     }
+    if (r->gs && (rc = hs_grammar_state_accept(r->gs, r->r.grammar_vocab, tok))) {
+      char msg[HS_ERRMSG_SIZE];
+      snprintf(msg, sizeof msg, "grammar: %s", hs_grammar_last_error());
+      finish_running(s, r, rc, HS_FINISH_STOP, msg);
+      continue;
+    }
     r->toks[total] = tok;
     if (r->n_gen++ == 0 && !r->preemptions) r->first_token_step = s->step;
     r->tm->served++;
     s->mt.generated_tokens++;
     if (r->r.on_token && r->r.on_token(r->id, tok, r->r.ud)) r->cancel = true;
     if (r->cancel) finish_running(s, r, 0, HS_FINISH_CANCELLED, NULL);
+    else if (r->gs && hs_grammar_state_is_done(r->gs)) finish_running(s, r, 0, HS_FINISH_STOP, NULL);
     else if (r->n_gen == r->max_gen) finish_running(s, r, 0, HS_FINISH_LENGTH, NULL);
   }
   /* cancellations asked from callbacks for requests not sampled in this step */

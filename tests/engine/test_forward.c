@@ -414,6 +414,42 @@ static void test_ref_types(void **state) {
   kv_type = HS_KV_F16;
 }
 
+/* ---- the shipped model ---- */
+
+/* models/expr.gguf (trained by tools/expr/train.py, Q8_0) on a real prompt of its task: logits of
+ * every position against the reference on the same weights with the kernels' activation rounding
+ * (relative L2 error within 1e-2, the same top token at every position), and its greedy answer. */
+static void test_ref_shipped(void **state) {
+  (void)state;
+  char path[4096];
+  const char *dir = getenv("HS_SOURCE_DIR");
+  assert_non_null(dir);
+  snprintf(path, sizeof path, "%s/models/expr.gguf", dir);
+  kv_type = HS_KV_F32;
+  hs_model *m = open_model(path);
+  const size_t nv = hs_model_get_params(m)->n_vocab;
+  static const char text[] = "Write f(x) to fit the examples\nf(0)=3 f(1)=5 f(2)=7\nf(x)=";
+  enum { N = sizeof text }; /* BOS and the bytes */
+  int32_t toks[N];
+  toks[0] = 258; /* BOS of the byte vocabulary */
+  for (size_t i = 0; i + 1 < N; i++) toks[i + 1] = (unsigned char)text[i];
+  float *c = c_logits(m, toks, N);
+  size_t len;
+  float *raq = run_ref("logits", path, "--act-quant", toks, N, &len);
+  assert_int_equal(len, N * nv * sizeof(float));
+  double e = rel_l2(c, raq, N * nv);
+  int agree = 0;
+  for (size_t t = 0; t < N; t++) agree += argmax(c + t * nv, nv) == argmax(raq + t * nv, nv);
+  print_message("shipped model: relative L2 error %.3g against the reference with quantized "
+                "activations, top-1 equal at %d of %d positions\n", e, agree, (int)N);
+  assert_true(e <= 1e-2);
+  assert_int_equal(agree, N);
+  free(c);
+  free(raq);
+  hs_model_close(m);
+  kv_type = HS_KV_F16;
+}
+
 /* ---- batch invariance ---- */
 
 /* Three sequences of 5, 37 and 70 tokens interleaved in one call give, bit for bit, the logits
@@ -753,6 +789,7 @@ int main(void) {
       cmocka_unit_test(test_greedy_qwen2),
       cmocka_unit_test(test_rope_freqs_tensor),
       cmocka_unit_test(test_ref_types),
+      cmocka_unit_test(test_ref_shipped),
       cmocka_unit_test(test_batch_invariance),
       cmocka_unit_test(test_prefill_equals_stepwise),
       cmocka_unit_test(test_capacity_and_truncate),
