@@ -17,6 +17,7 @@
 -- the leads report their rounds through the operation "demo.trace", for hswarm demo --trace).
 -- Returns one JSON object (the report's figures; docs/json.md). When the run registers the
 -- operation "demo.progress" (hswarm demo does), the root reports each finished team through it.
+local coordinator = require("coordinator")
 local team = require("team")
 local expr = require("expr")
 
@@ -88,21 +89,6 @@ local function micro(ctx, job)
                        table.concat(first, "\t")}, "\n")
 end
 
-local function mega(ctx, job)
-  local ids = {}
-  for i, t in ipairs(job.tasks) do
-    ids[i] = ctx.spawn(micro, {o = job.o, task = t, header = job.header},
-                       {team = job.team_base + i})
-  end
-  local out = {}
-  for i = 1, #ids do
-    local res, err = ctx.join(ids[i])
-    out[i] = res and tostring(res) or ("\n\n0\n" .. "") -- a failed team: no answers
-    if not res then ctx.log("team " .. (job.team_base + i) .. " failed: " .. tostring(err)) end
-  end
-  return table.concat(out, "\1")
-end
-
 local function right(answer, task, hidden_xs)
   local f = answer and expr.parse(answer)
   if not f then return false end
@@ -135,63 +121,58 @@ function exprdemo.main(ctx, args)
     local t = data.tasks[o.first + i - 1]
     shown[i] = {xs = t.xs, ys = t.ys}
   end
-  local leads = {}
-  for g = 0, (o.tasks - 1) // o.mega do
-    local tasks = {}
-    for i = g * o.mega + 1, math.min(o.tasks, (g + 1) * o.mega) do tasks[#tasks + 1] = shown[i] end
-    leads[#leads + 1] = ctx.spawn(mega, {o = o, tasks = tasks, header = header,
-                                         team_base = 1 + g * o.mega})
-  end
   local stats = {tasks = o.tasks, team_size = o.team, rounds = o.rounds, mega = o.mega,
                  temperature = o.temperature, greedy_right = 0, sampled_right = 0,
                  sampled_total = 0, vote_right = 0, verified_right = 0, final_right = 0,
                  answered = 0, rounds_used = {}, levels = {}}
   for r = 1, o.rounds do stats.rounds_used[r] = 0 end
   local done = 0
-  for g, id in ipairs(leads) do
-    local res, err = ctx.join(id)
-    assert(res, err)
-    for k, rec in ipairs(split(tostring(res), "\1")) do
-      local i = (g - 1) * o.mega + k
-      local full = data.tasks[o.first + i - 1]
-      local f = split(rec, "\n")
-      local greedy, final, rounds_used = f[1], f[2], tonumber(f[3]) or 0
-      local first = f[4] ~= "" and split(f[4], "\t") or {}
-      local lv = stats.levels[full.level] or {tasks = 0, greedy = 0, final = 0}
-      stats.levels[full.level] = lv
-      lv.tasks = lv.tasks + 1
-      if right(greedy, full, data.hidden_xs) then
-        stats.greedy_right = stats.greedy_right + 1
-        lv.greedy = lv.greedy + 1
-      end
-      for _, c in ipairs(first) do
-        stats.sampled_total = stats.sampled_total + 1
-        if right(c, full, data.hidden_xs) then stats.sampled_right = stats.sampled_right + 1 end
-      end
-      -- o.team members were asked; a member that answered nothing counts as wrong
-      stats.sampled_total = stats.sampled_total + (o.team - #first)
-      if #first > 0 and right(team.select({select = "vote"}, first), full, data.hidden_xs) then
-        stats.vote_right = stats.vote_right + 1
-      end
-      local v1 = team.select({select = "verified-majority", task = full,
-                              verify = function(c) return (expr.fits(c, full.xs, full.ys)) end},
-                             first)
-      if right(v1, full, data.hidden_xs) then stats.verified_right = stats.verified_right + 1 end
-      if final ~= "" then stats.answered = stats.answered + 1 end
-      if right(final, full, data.hidden_xs) then
-        stats.final_right = stats.final_right + 1
-        lv.final = lv.final + 1
-      end
-      if rounds_used >= 1 then
-        stats.rounds_used[rounds_used] = (stats.rounds_used[rounds_used] or 0) + 1
-      end
-      done = done + 1
-      if can_report then
-        ctx.call("demo.progress", string.format('{"teams_done":%d,"right":%d}', done,
-                                                stats.final_right))
-      end
+  -- grades one team's record (see micro) as it arrives
+  local function grade(i, rec)
+    local full = data.tasks[o.first + i - 1]
+    local f = rec and split(rec, "\n") or {"", "", "0", ""} -- a failed team: no answers
+    local greedy, final, rounds_used = f[1], f[2], tonumber(f[3]) or 0
+    local first = f[4] ~= "" and split(f[4], "\t") or {}
+    local lv = stats.levels[full.level] or {tasks = 0, greedy = 0, final = 0}
+    stats.levels[full.level] = lv
+    lv.tasks = lv.tasks + 1
+    if right(greedy, full, data.hidden_xs) then
+      stats.greedy_right = stats.greedy_right + 1
+      lv.greedy = lv.greedy + 1
+    end
+    for _, c in ipairs(first) do
+      if right(c, full, data.hidden_xs) then stats.sampled_right = stats.sampled_right + 1 end
+    end
+    -- o.team members were asked; a member that answered nothing counts as wrong
+    stats.sampled_total = stats.sampled_total + o.team
+    if #first > 0 and right(team.select({select = "vote"}, first), full, data.hidden_xs) then
+      stats.vote_right = stats.vote_right + 1
+    end
+    local v1 = team.select({select = "verified-majority", task = full,
+                            verify = function(c) return (expr.fits(c, full.xs, full.ys)) end},
+                           first)
+    if right(v1, full, data.hidden_xs) then stats.verified_right = stats.verified_right + 1 end
+    if final ~= "" then stats.answered = stats.answered + 1 end
+    if right(final, full, data.hidden_xs) then
+      stats.final_right = stats.final_right + 1
+      lv.final = lv.final + 1
+    end
+    if rounds_used >= 1 then
+      stats.rounds_used[rounds_used] = (stats.rounds_used[rounds_used] or 0) + 1
+    end
+    done = done + 1
+    if can_report then
+      ctx.call("demo.progress", string.format('{"teams_done":%d,"right":%d}', done,
+                                              stats.final_right))
     end
   end
+  -- the project: groups of `mega` micro-swarms (a mega-swarm lead each), one team per task
+  coordinator.run(ctx, {
+    task = shown, group = o.mega, team_base = 2,
+    decompose = function(tasks) return tasks end,
+    run = function(c, t) return micro(c, {o = o, task = t, header = header}) end,
+    on_result = grade,
+  })
   ctx.llm.unpin(header)
   return exprdemo.json(stats)
 end
