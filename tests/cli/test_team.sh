@@ -1,5 +1,6 @@
 # test_team.sh: the micro-swarm library (lua/team.lua) through `hswarm run`: selection rules,
-# retries with feedback, a failing team not stopping the others, a member that raises; and the
+# retries with feedback, a failing team not stopping the others, a member that raises; the
+# coordinator (lua/coordinator.lua), flat and grouped, with a failing item; and the
 # code-fixing skeleton (examples/fix_team.lua) with its command verifier, leaving the original
 # directory untouched.
 . "$(dirname "$0")/lib.bash"
@@ -51,6 +52,32 @@ expect_in out.txt "never:false:nil:2"
 expect_in out.txt "raises:true:b:1"
 expect_in out.txt "majority:true:x:1"   # y does not verify; x (2 votes) beats z (1)
 expect_in out.txt "best:true:z:1"
+
+cat > coord.lua <<'LUA'
+local coordinator = require("coordinator")
+function main(ctx)
+  local seen = {}
+  local flat = coordinator.run(ctx, {task = 4,
+    decompose = function(n) local t = {} for i = 1, n do t[i] = i * 10 end return t end,
+    run = function(c, item, i) return tostring(item + i) end,
+    merge = function(results) return table.concat(results, ",") end})
+  local grouped = coordinator.run(ctx, {task = 7, group = 3, team_base = 100,
+    decompose = function(n) local t = {} for i = 1, n do t[i] = i end return t end,
+    run = function(c, item, i)
+      if item == 5 then error("item five fails") end
+      return item .. "@" .. c.team
+    end,
+    on_result = function(i, r) seen[#seen + 1] = i end,
+    merge = function(results)
+      local out = {}
+      for i = 1, 7 do out[i] = results[i] or "nil" end
+      return table.concat(out, ",")
+    end})
+  return flat .. " | " .. grouped .. " | " .. table.concat(seen, ",")
+end
+LUA
+expect_status 0 "$HSWARM" run coord.lua --quiet
+expect_in out.txt "result: 11,22,33,44 | 1@100,2@101,3@102,4@103,nil,6@105,7@106 | 1,2,3,4,5,6,7"
 
 cp -r "$SRC/examples/fixme" fixme
 before=$(md5sum fixme/area.awk)
