@@ -339,10 +339,14 @@ int cmd_demo(int argc, char **argv) {
   if (!r) {
     const char *lines[3];
     size_t k = hs_runtime_failures(rt, lines, 3);
+    char why[160];
+    snprintf(why, sizeof why, "interrupted after %llu of %llu teams (%llu right so far)",
+             (unsigned long long)live.teams_done, (unsigned long long)live.tasks,
+             (unsigned long long)live.right);
     cli_fail("demo: the swarm did not finish: %s",
              rc < 0 ? hs_runtime_last_error(rt)
              : k    ? lines[0]
-             : hs_runtime_was_stopped(rt) ? "interrupted"
+             : hs_runtime_was_stopped(rt) ? why
                                           : "no result");
     status = EXIT_FAILED;
     if (o.json) cli_json_error("demo", cli_last_failure());
