@@ -124,8 +124,11 @@ function exprdemo.main(ctx, args)
   local stats = {tasks = o.tasks, team_size = o.team, rounds = o.rounds, mega = o.mega,
                  temperature = o.temperature, greedy_right = 0, sampled_right = 0,
                  sampled_total = 0, vote_right = 0, verified_right = 0, final_right = 0,
-                 answered = 0, rounds_used = {}, levels = {}}
-  for r = 1, o.rounds do stats.rounds_used[r] = 0 end
+                 answered = 0, rounds_used = {}, right_by_round = {}, levels = {}}
+  for r = 1, o.rounds do
+    stats.rounds_used[r] = 0
+    stats.right_by_round[r] = 0
+  end
   local done = 0
   -- grades one team's record (see micro) as it arrives
   local function grade(i, rec)
@@ -156,6 +159,9 @@ function exprdemo.main(ctx, args)
     if right(final, full, data.hidden_xs) then
       stats.final_right = stats.final_right + 1
       lv.final = lv.final + 1
+      for r = math.max(rounds_used, 1), o.rounds do
+        stats.right_by_round[r] = stats.right_by_round[r] + 1
+      end
     end
     if rounds_used >= 1 then
       stats.rounds_used[rounds_used] = (stats.rounds_used[rounds_used] or 0) + 1
@@ -185,16 +191,19 @@ function exprdemo.json(s)
     levels[lv] = string.format('{"level":%d,"tasks":%d,"greedy_right":%d,"final_right":%d}', lv,
                                l.tasks, l.greedy, l.final)
   end
-  local rounds = {}
-  for r = 1, s.rounds do rounds[r] = tostring(s.rounds_used[r] or 0) end
+  local rounds, by_round = {}, {}
+  for r = 1, s.rounds do
+    rounds[r] = tostring(s.rounds_used[r] or 0)
+    by_round[r] = tostring(s.right_by_round[r] or 0)
+  end
   return string.format(
       '{"tasks":%d,"team_size":%d,"rounds":%d,"mega":%d,"temperature":%s,' ..
       '"greedy_right":%d,"sampled_right":%d,"sampled_total":%d,"vote_right":%d,' ..
       '"verified_right":%d,"final_right":%d,"answered":%d,"teams_by_rounds_used":[%s],' ..
-      '"levels":[%s]}',
+      '"right_by_round":[%s],"levels":[%s]}',
       s.tasks, s.team_size, s.rounds, s.mega, tostring(s.temperature), s.greedy_right,
       s.sampled_right, s.sampled_total, s.vote_right, s.verified_right, s.final_right, s.answered,
-      table.concat(rounds, ","), table.concat(levels, ","))
+      table.concat(rounds, ","), table.concat(by_round, ","), table.concat(levels, ","))
 end
 
 return exprdemo

@@ -12,6 +12,7 @@ PACKAGES=(
   jq
   python3 python3-numpy python3-regex python3-torch libopenblas0-pthread
   libpcre2-dev libjansson-dev
+  chromium   # renders the report of `hswarm demo --report` in its test (headless)
 )
 
 missing=()

@@ -7,18 +7,12 @@
  * batch scheduler, draws a live line while it runs, and prints the table (or --json) at the end.
  * The root agent reports finished teams through the operation "demo.progress". */
 #include <jansson.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/swarm_model.h"
-#include "cli/trace.h"
-#include "hswarm/error.h"
-#include "hswarm/kvcache.h"
-#include "hswarm/runtime.h"
-#include "hswarm/verify.h"
+#include "cli/demo.h"
 
 #define DEMO_USAGE                                                                              \
   "usage: hswarm demo [options]\n"                                                              \
@@ -33,127 +27,21 @@
   "  --log FILE            write the event log (hswarm replay FILE re-runs it without a model)\n" \
   "  --trace FILE          write a timeline of teams, rounds and engine steps (Chrome trace\n"  \
   "                        format: open it in ui.perfetto.dev)\n"                              \
+  "  --report FILE.html    also write a page of charts: accuracy against team size (1, 2, 5,\n" \
+  "                        10, 20 agents; extra runs on the first 200 tasks) and rounds,\n"  \
+  "                        throughput and KV use over time (self-contained, no network)\n"   \
   "  --json                print one JSON object on stdout (docs/json.md)\n"
-
-typedef struct demo_opts {
-  const char *model, *log, *trace;
-  uint64_t tasks, team, rounds, seed, threads;
-  double temperature;
-  hs_mode mode;
-  int json;
-} demo_opts;
-
-/* Live state: what the root reported, and the engine's peak. */
-typedef struct demo_live {
-  uint64_t teams_done, right, tasks;
-  double start, last_draw;
-  int tty;
-  uint64_t peak_kv_blocks, peak_running, peak_own_blocks;
-} demo_live;
-
-static hs_runtime *running_rt;
-static void on_signal(int sig) {
-  (void)sig;
-  if (running_rt) hs_runtime_request_stop(running_rt);
-}
-
-static int progress_op(hs_runtime *rt, hs_op_token token, hs_agent_id agent, const void *req,
-                       size_t len, void *ud) {
-  (void)agent;
-  demo_live *live = ud;
-  json_t *o = json_loadb(req, len, 0, NULL);
-  if (o) {
-    live->teams_done = (uint64_t)json_integer_value(json_object_get(o, "teams_done"));
-    live->right = (uint64_t)json_integer_value(json_object_get(o, "right"));
-    json_decref(o);
-  }
-  return hs_runtime_op_complete(rt, token, 0, "", 0);
-}
-
-/* --trace: teams' greedy calls and rounds (reported by the leads through "demo.trace") on one
- * track per team, engine steps on track 0. */
-typedef struct demo_trace {
-  cli_trace t;
-  hs_sched *s;
-} demo_trace;
-
-static int trace_op(hs_runtime *rt, hs_op_token token, hs_agent_id agent, const void *req,
-                    size_t len, void *ud) {
-  (void)agent;
-  demo_trace *tr = ud;
-  json_t *o = json_loadb(req, len, 0, NULL);
-  const char *what = json_string_value(json_object_get(o, "what"));
-  const char *phase = json_string_value(json_object_get(o, "phase"));
-  json_int_t team = json_integer_value(json_object_get(o, "team"));
-  json_int_t round = json_integer_value(json_object_get(o, "round"));
-  if (what && phase && team > 0 && team < 1 << 24) {
-    char name[32], track[32];
-    if (!strcmp(what, "round")) snprintf(name, sizeof name, "round %lld", (long long)round);
-    else snprintf(name, sizeof name, "%s", what);
-    snprintf(track, sizeof track, "team %lld", (long long)team);
-    cli_trace_track_name(&tr->t, (uint32_t)team, track);
-    cli_trace_add(&tr->t, !strcmp(phase, "begin") ? 'B' : 'E', (uint32_t)team, name, 0, 0, NULL);
-  }
-  json_decref(o);
-  return hs_runtime_op_complete(rt, token, 0, "", 0);
-}
-
-static int traced_engine_step(void *ud) {
-  demo_trace *tr = ud;
-  hs_sched_metrics before, after;
-  hs_sched_get_metrics(tr->s, &before);
-  double t0 = cli_trace_now(&tr->t);
-  int rc = hs_sched_step(tr->s);
-  hs_sched_get_metrics(tr->s, &after);
-  if (after.steps > before.steps) {
-    char args[96];
-    snprintf(args, sizeof args, "\"running\":%u,\"generated\":%llu,\"prompt_computed\":%llu",
-             after.running, (unsigned long long)(after.generated_tokens - before.generated_tokens),
-             (unsigned long long)(after.prompt_tokens_computed - before.prompt_tokens_computed));
-    cli_trace_add(&tr->t, 'X', 0, "engine step", t0, cli_trace_now(&tr->t) - t0, args);
-  }
-  return rc;
-}
-
-static void draw(demo_live *live, const cli_swarm_model *sm, int final) {
-  double now = cli_seconds();
-  if (!live->tty || (!final && now - live->last_draw < 0.25)) return;
-  live->last_draw = now;
-  hs_sched_metrics mt;
-  hs_sched_get_metrics(sm->s, &mt);
-  hs_kv_stats st;
-  hs_kv_get_stats(sm->m, &st);
-  double t = now - live->start;
-  fprintf(stderr,
-          "\r\033[Kteams %llu/%llu | right %.1f%% | %.0f inferences/s | %.0f tok/s | prefix reuse "
-          "%.0f%% | KV %.1f MiB | %.1f s",
-          (unsigned long long)live->teams_done, (unsigned long long)live->tasks,
-          live->teams_done ? 100.0 * (double)live->right / (double)live->teams_done : 0.0,
-          t > 0 ? (double)mt.finished / t : 0.0,
-          t > 0 ? (double)(mt.generated_tokens + mt.prompt_tokens_computed) / t : 0.0,
-          100.0 * mt.prefix_hit_ratio,
-          (double)(mt.kv_blocks_used * st.block_bytes) / (1024.0 * 1024.0), t);
-  if (final) fputs("\r\033[K", stderr);
-}
-
-static void track_peak(demo_live *live, const cli_swarm_model *sm) {
-  hs_sched_metrics mt;
-  hs_sched_get_metrics(sm->s, &mt);
-  if (mt.kv_blocks_used > live->peak_kv_blocks) {
-    live->peak_kv_blocks = mt.kv_blocks_used;
-    live->peak_running = mt.running;
-    live->peak_own_blocks =
-        mt.kv_blocks_used > mt.kv_blocks_pinned ? mt.kv_blocks_used - mt.kv_blocks_pinned : 0;
-  }
-}
 
 static double pct(json_t *o, const char *num, double den) {
   return den > 0 ? 100.0 * (double)json_integer_value(json_object_get(o, num)) / den : 0.0;
 }
 
-static void print_table(json_t *r, const demo_opts *o, const hs_sched_metrics *mt,
-                        const hs_runtime_stats *rs, const demo_live *live, uint64_t block_bytes,
-                        double wall) {
+static void print_table(const demo_outcome *d, const demo_opts *o) {
+  json_t *r = d->swarm;
+  const hs_sched_metrics *mt = &d->mt;
+  const hs_runtime_stats *rs = &d->rs;
+  const double wall = d->wall;
+  const uint64_t block_bytes = d->block_bytes;
   double tasks = (double)json_integer_value(json_object_get(r, "tasks"));
   double attempts = (double)json_integer_value(json_object_get(r, "sampled_total"));
   printf("hswarm demo: %llu tasks from the held-out split, micro-swarms of %llu agents, up to "
@@ -186,10 +74,10 @@ static void print_table(json_t *r, const demo_opts *o, const hs_sched_metrics *m
          wall > 0 ? (double)(mt->generated_tokens + mt->prompt_tokens_computed) / wall : 0.0);
   printf("  KV cache        peak %.2f MiB for %llu running requests: %.1f KiB per agent beside "
          "the pinned header\n",
-         (double)(live->peak_kv_blocks * block_bytes) / (1024.0 * 1024.0),
-         (unsigned long long)live->peak_running,
-         live->peak_running ? (double)(live->peak_own_blocks * block_bytes) / 1024.0 /
-                                  (double)live->peak_running
+         (double)(d->peak_kv_blocks * block_bytes) / (1024.0 * 1024.0),
+         (unsigned long long)d->peak_running,
+         d->peak_running ? (double)(d->peak_own_blocks * block_bytes) / 1024.0 /
+                                  (double)d->peak_running
                             : 0.0);
   printf("  engine steps    %llu\n  wall time       %.2f s\n", (unsigned long long)mt->steps, wall);
 }
@@ -220,6 +108,8 @@ static int parse_opts(int argc, char **argv, demo_opts *o) {
       o->log = argv[++i];
     } else if (!strcmp(a, "--trace") && v) {
       o->trace = argv[++i];
+    } else if (!strcmp(a, "--report") && v) {
+      o->report = argv[++i];
     } else if (!strcmp(a, "--temperature") && v) {
       char *end;
       o->temperature = strtod(v, &end);
@@ -249,6 +139,53 @@ static int parse_opts(int argc, char **argv, demo_opts *o) {
   return 0;
 }
 
+static void print_json(const demo_outcome *d, const demo_opts *o) {
+  const hs_sched_metrics *mt = &d->mt;
+  json_t *out = json_pack(
+      "{s:s, s:s, s:s, s:O, s:{s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:I}, s:{s:I, s:I}, "
+      "s:f}",
+      "command", "demo", "status", "ok", "model", o->model, "swarm", d->swarm, "engine",
+      "model_calls", (json_int_t)mt->finished, "generated_tokens",
+      (json_int_t)mt->generated_tokens, "prompt_tokens_computed",
+      (json_int_t)mt->prompt_tokens_computed, "prompt_tokens_reused",
+      (json_int_t)mt->prompt_tokens_reused, "steps", (json_int_t)mt->steps, "prefix_hit_ratio",
+      mt->prefix_hit_ratio, "inferences_per_second",
+      d->wall > 0 ? (double)mt->finished / d->wall : 0.0, "kv_peak_bytes",
+      (json_int_t)(d->peak_kv_blocks * d->block_bytes), "kv_bytes_per_agent",
+      (json_int_t)(d->peak_running ? d->peak_own_blocks * d->block_bytes / d->peak_running : 0),
+      "running_at_peak", (json_int_t)d->peak_running, "agents", "spawned",
+      (json_int_t)d->rs.spawned, "failed", (json_int_t)d->rs.failed, "wall_seconds", d->wall);
+  char *s = out ? json_dumps(out, JSON_COMPACT) : NULL;
+  if (s) puts(s);
+  free(s);
+  json_decref(out);
+}
+
+/* --report: the main run, then the same tasks (at most REPORT_TASKS of them) with teams of 1, 2,
+ * 5, 10 and 20 agents. */
+#define REPORT_TASKS 200
+static int report(const demo_opts *o, const char *script, const demo_outcome *main_run) {
+  static const uint64_t sizes[] = {1, 2, 5, 10, 20};
+  enum { N = sizeof sizes / sizeof sizes[0] };
+  demo_outcome runs[N];
+  demo_point pts[N];
+  demo_opts so = *o;
+  so.tasks = o->tasks < REPORT_TASKS ? o->tasks : REPORT_TASKS;
+  so.log = so.trace = NULL;
+  int rc = 0;
+  size_t n = 0;
+  for (; n < N && !rc; n++) {
+    so.team = sizes[n];
+    if (!o->json) fprintf(stderr, "report: teams of %llu on %llu tasks\n",
+                          (unsigned long long)sizes[n], (unsigned long long)so.tasks);
+    rc = demo_run(&so, script, !o->json, &runs[n]);
+    pts[n] = (demo_point){sizes[n], runs[n].swarm};
+  }
+  if (!rc) rc = demo_report_write(o->report, o, main_run, pts, n, so.tasks);
+  for (size_t i = 0; i < n; i++) demo_outcome_free(&runs[i]);
+  return rc ? -1 : 0;
+}
+
 int cmd_demo(int argc, char **argv) {
   demo_opts o = {.tasks = 1000, .team = 10, .rounds = 3, .temperature = 0.8};
   if (parse_opts(argc, argv, &o) != 0) {
@@ -257,132 +194,30 @@ int cmd_demo(int argc, char **argv) {
   }
   char model_path[4096], script_path[4096];
   const char *dir;
+  int status = EXIT_ERROR;
   if (!o.model) {
     if (!(dir = cli_data_dir("models/expr.gguf"))) {
       cli_fail("demo: the shipped model models/expr.gguf is not found; give one with -m FILE");
-      goto fail_early;
+      goto fail;
     }
     snprintf(model_path, sizeof model_path, "%s/models/expr.gguf", dir);
     o.model = model_path;
   }
   if (!(dir = cli_data_dir("examples/demo.lua"))) {
     cli_fail("demo: examples/demo.lua is not found (installed under share/hswarm?)");
-    goto fail_early;
+    goto fail;
   }
   snprintf(script_path, sizeof script_path, "%s/examples/demo.lua", dir);
-
-  hs_runtime_config cfg;
-  hs_runtime_config_init(&cfg);
-  cfg.seed = o.seed;
-  cfg.mode = o.mode;
-  cfg.quiet = 1;
-  cfg.log_path = o.log;
-  cfg.agent_memory = 4ull << 30; /* the root's state holds every team's light agents */
-  hs_runtime *rt;
-  if (hs_runtime_create(&cfg, &rt) != 0) {
-    cli_fail("demo: %s", hs_runtime_create_error());
-    goto fail_early;
+  demo_outcome d;
+  status = demo_run(&o, script_path, !o.json, &d);
+  if (!status && o.report && report(&o, script_path, &d) != 0) status = EXIT_ERROR;
+  if (!status) {
+    if (o.json) print_json(&d, &o);
+    else print_table(&d, &o);
   }
-  cli_swarm_model sm;
-  cli_swarm_model_opts mo = {.threads = (unsigned)o.threads, .max_running = 512,
-                             .token_budget = 2048};
-  if (cli_swarm_model_open(o.model, &mo, rt, &sm) != 0) {
-    hs_runtime_destroy(rt);
-    goto fail_early;
-  }
-  demo_live live = {.tasks = o.tasks, .start = cli_seconds(), .tty = cli_stderr_is_tty() && !o.json};
-  char a_tasks[32], a_team[32], a_rounds[32], a_temp[32];
-  snprintf(a_tasks, sizeof a_tasks, "tasks=%llu", (unsigned long long)o.tasks);
-  snprintf(a_team, sizeof a_team, "team=%llu", (unsigned long long)o.team);
-  snprintf(a_rounds, sizeof a_rounds, "rounds=%llu", (unsigned long long)o.rounds);
-  snprintf(a_temp, sizeof a_temp, "temperature=%.6g", o.temperature);
-  const char *args[] = {a_tasks, a_team, a_rounds, a_temp, "trace=1"};
-  static demo_trace tr;
-  cli_trace_init(&tr.t);
-  tr.s = sm.s;
-  if (o.trace) {
-    cli_trace_track_name(&tr.t, 0, "engine");
-    hs_runtime_set_engine(rt, traced_engine_step, &tr);
-  }
-  if (hs_runtime_register_op(rt, "demo.progress", 1, progress_op, &live) != 0 ||
-      hs_runtime_register_op(rt, "demo.trace", 1, trace_op, &tr) != 0 ||
-      hs_verify_attach(rt) != 0 ||
-      hs_runtime_spawn_main(rt, script_path, o.trace ? 5 : 4, args, NULL) != 0) {
-    cli_fail("demo: %s", hs_runtime_last_error(rt));
-    cli_swarm_model_close(&sm);
-    hs_runtime_destroy(rt);
-    cli_trace_free(&tr.t);
-    goto fail_early;
-  }
-  running_rt = rt;
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
-  int rc;
-  while ((rc = hs_runtime_step(rt)) > 0) {
-    track_peak(&live, &sm);
-    draw(&live, &sm, 0);
-  }
-  running_rt = NULL;
-  double wall = cli_seconds() - live.start;
-  draw(&live, &sm, 1);
-
-  hs_runtime_stats rs;
-  hs_runtime_get_stats(rt, &rs);
-  hs_sched_metrics mt;
-  hs_sched_get_metrics(sm.s, &mt);
-  hs_kv_stats kst;
-  hs_kv_get_stats(sm.m, &kst);
-  static char result[1 << 16];
-  long rlen = rc < 0 ? -1 : hs_runtime_main_result(rt, result, sizeof result);
-  json_t *r = rlen >= 0 ? json_loadb(result, (size_t)rlen, 0, NULL) : NULL;
-  int status = 0;
-  if (!r) {
-    const char *lines[3];
-    size_t k = hs_runtime_failures(rt, lines, 3);
-    char why[160];
-    snprintf(why, sizeof why, "interrupted after %llu of %llu teams (%llu right so far)",
-             (unsigned long long)live.teams_done, (unsigned long long)live.tasks,
-             (unsigned long long)live.right);
-    cli_fail("demo: the swarm did not finish: %s",
-             rc < 0 ? hs_runtime_last_error(rt)
-             : k    ? lines[0]
-             : hs_runtime_was_stopped(rt) ? why
-                                          : "no result");
-    status = EXIT_FAILED;
-    if (o.json) cli_json_error("demo", cli_last_failure());
-  } else if (o.json) {
-    json_t *out = json_pack("{s:s, s:s, s:s, s:O, s:{s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I, "
-                            "s:I, s:I}, s:{s:I, s:I}, s:f}",
-                            "command", "demo", "status", "ok", "model", o.model, "swarm", r,
-                            "engine", "model_calls", (json_int_t)mt.finished, "generated_tokens",
-                            (json_int_t)mt.generated_tokens, "prompt_tokens_computed",
-                            (json_int_t)mt.prompt_tokens_computed, "prompt_tokens_reused",
-                            (json_int_t)mt.prompt_tokens_reused, "steps", (json_int_t)mt.steps,
-                            "prefix_hit_ratio", mt.prefix_hit_ratio, "inferences_per_second",
-                            wall > 0 ? (double)mt.finished / wall : 0.0, "kv_peak_bytes",
-                            (json_int_t)(live.peak_kv_blocks * kst.block_bytes),
-                            "kv_bytes_per_agent",
-                            (json_int_t)(live.peak_running ? live.peak_own_blocks *
-                                                                 kst.block_bytes / live.peak_running
-                                                           : 0),
-                            "running_at_peak", (json_int_t)live.peak_running, "agents",
-                            "spawned", (json_int_t)rs.spawned, "failed", (json_int_t)rs.failed,
-                            "wall_seconds", wall);
-    char *s = out ? json_dumps(out, JSON_COMPACT) : NULL;
-    if (s) puts(s);
-    free(s);
-    json_decref(out);
-  } else {
-    print_table(r, &o, &mt, &rs, &live, kst.block_bytes, wall);
-  }
-  json_decref(r);
-  if (o.trace && cli_trace_write(&tr.t, o.trace) != 0) status = EXIT_ERROR;
-  cli_trace_free(&tr.t);
-  cli_swarm_model_close(&sm);
-  hs_runtime_destroy(rt);
-  return status;
-
-fail_early:
+  demo_outcome_free(&d);
+  if (!status) return 0;
+fail:
   if (o.json) cli_json_error("demo", cli_last_failure());
-  return EXIT_ERROR;
+  return status;
 }
