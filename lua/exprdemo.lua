@@ -29,7 +29,11 @@ local function options(args)
   for _, a in ipairs(args) do
     local k, v = tostring(a):match("^([%w_]+)=(.*)$")
     if not k or o[k] == nil then error("exprdemo: unknown option " .. tostring(a)) end
-    o[k] = type(o[k]) == "number" and assert(tonumber(v), "exprdemo: " .. k .. " must be a number") or v
+    if type(o[k]) == "number" then
+      o[k] = assert(tonumber(v), "exprdemo: " .. k .. " must be a number")
+    else
+      o[k] = v
+    end
   end
   return o
 end

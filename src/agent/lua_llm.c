@@ -234,9 +234,11 @@ static int start(lua_State *L, hs_agent *a, const char *kind, const char *fn, co
                  size_t len, lua_KContext kc) {
   hs_runtime *rt = host_of(L)->rt;
   ctx_check_can_block(L, fn);
-  if (rt_op_start(rt, a, kind, req, len) != 0)
-    return lua_raisef(L, "%s: %s%s", fn, rt->errmsg,
-                      strstr(rt->errmsg, "no operation kind") ? " (the run has no model: give -m FILE)" : "");
+  if (rt_op_start(rt, a, kind, req, len) != 0) {
+    const char *hint =
+        strstr(rt->errmsg, "no operation kind") ? " (the run has no model: give -m FILE)" : "";
+    return lua_raisef(L, "%s: %s%s", fn, rt->errmsg, hint);
+  }
   lua_settop(L, 0);
   lua_pushlightuserdata(L, host_sentinel());
   return lua_yieldk(L, 1, kc, llm_k);

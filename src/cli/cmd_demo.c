@@ -57,7 +57,8 @@ static void print_table(const demo_outcome *d, const demo_opts *o) {
   printf("  %-44s %7.1f%%\n", label, pct(r, "vote_right", tasks));
   snprintf(label, sizeof label, "team of %llu, verified (one round)", (unsigned long long)o->team);
   printf("  %-44s %7.1f%%\n", label, pct(r, "verified_right", tasks));
-  snprintf(label, sizeof label, "team of %llu, verified, with retries", (unsigned long long)o->team);
+  snprintf(label, sizeof label, "team of %llu, verified, with retries",
+           (unsigned long long)o->team);
   printf("  %-44s %7.1f%%   (rounds used:", label, pct(r, "final_right", tasks));
   json_t *ru = json_object_get(r, "teams_by_rounds_used");
   for (size_t i = 0; i < json_array_size(ru); i++)

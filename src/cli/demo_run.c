@@ -122,7 +122,8 @@ static void sample(demo_live *live, const cli_swarm_model *sm, demo_outcome *out
   }
   out->series[out->n_series++] = (demo_sample){
       .t = now - live->start,
-      .tokens_per_s = (double)(mt.generated_tokens + mt.prompt_tokens_computed - live->last_tokens) / dt,
+      .tokens_per_s =
+          (double)(mt.generated_tokens + mt.prompt_tokens_computed - live->last_tokens) / dt,
       .inferences_per_s = (double)(mt.finished - live->last_finished) / dt,
       .kv_mib = (double)(mt.kv_blocks_used * out->block_bytes) / (1024.0 * 1024.0)};
   live->last_sample = now;
@@ -162,7 +163,8 @@ int demo_run(const demo_opts *o, const char *script_path, int show_live, demo_ou
     hs_runtime_destroy(rt);
     return EXIT_ERROR;
   }
-  demo_live live = {.tasks = o->tasks, .start = cli_seconds(), .tty = show_live && cli_stderr_is_tty()};
+  demo_live live = {.tasks = o->tasks, .start = cli_seconds(),
+                    .tty = show_live && cli_stderr_is_tty()};
   live.last_sample = live.start;
   hs_kv_stats kst;
   hs_kv_get_stats(sm.m, &kst);

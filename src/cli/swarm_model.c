@@ -48,7 +48,7 @@ int cli_swarm_model_open(const char *path, const cli_swarm_model_opts *o, hs_run
 }
 
 void cli_swarm_model_close(cli_swarm_model *sm) {
-  hs_sched_destroy(sm->s); /* pending requests complete as cancelled, through sm->l and the runtime */
+  hs_sched_destroy(sm->s); /* pending requests complete as cancelled, through sm->l and rt */
   hs_llm_free(sm->l);      /* unpins what agents left pinned */
   hs_tokenizer_destroy(sm->tok);
   hs_model_close(sm->m);

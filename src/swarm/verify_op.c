@@ -123,4 +123,6 @@ static int start(hs_runtime *rt, hs_op_token token, hs_agent_id agent, const voi
   return rc;
 }
 
-int hs_verify_attach(hs_runtime *rt) { return hs_runtime_register_op(rt, "verify", 1, start, NULL); }
+int hs_verify_attach(hs_runtime *rt) {
+  return hs_runtime_register_op(rt, "verify", 1, start, NULL);
+}
