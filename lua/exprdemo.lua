@@ -12,8 +12,8 @@
 -- call (the single-attempt baseline). Teams see only the shown examples; the root grades the
 -- answers on the hidden inputs, which never leave it.
 --
--- main(ctx, args): args are "key=value" strings: tasks (1000), team (10), rounds (3), mega (10),
--- temperature (0.8), first (1: the first task index), select (verified-majority), trace (0; 1:
+-- main(ctx, args): args are "key=value" strings: tasks (1000), team (10), rounds (10), mega (10),
+-- temperature (1.0), first (1: the first task index), select (verified-majority), trace (0; 1:
 -- the leads report their rounds through the operation "demo.trace", for hswarm demo --trace).
 -- Returns one JSON object (the report's figures; docs/json.md). When the run registers the
 -- operation "demo.progress" (hswarm demo does), the root reports each finished team through it.
@@ -24,7 +24,7 @@ local expr = require("expr")
 local exprdemo = {}
 
 local function options(args)
-  local o = {tasks = 1000, team = 10, rounds = 3, mega = 10, temperature = 0.8, first = 1,
+  local o = {tasks = 1000, team = 10, rounds = 10, mega = 10, temperature = 1.0, first = 1,
              select = "verified-majority", max_tokens = 24, trace = 0}
   for _, a in ipairs(args) do
     local k, v = tostring(a):match("^([%w_]+)=(.*)$")

@@ -4,13 +4,13 @@
 A task shows a few input/output examples of an integer function and asks for its expression:
 
     Write f(x) to fit the examples
-    f(1)=5 f(2)=7 f(4)=11
+    f(0)=3 f(1)=5 f(2)=7
     f(x)=                                  answer: 2*x+3
 
-The functions are the quadratics f(x) = A*x*x + B*x + C with A in {0, 1, 2}, B and C in
-[-9, 9], written in one canonical form (terms x*x, x, constant in that order; no term with a zero
-coefficient; coefficient 1 omitted; "-" joins negative terms; "0" for the zero function): for
-example "x*x-3*x+2", "-x+4", "2*x*x+7", "5".
+The functions are the quadratics f(x) = A*x*x + B*x + C with A in {0, 1, 2}, B in [-9, 9] and
+C in [-19, 19], written in one canonical form (terms x*x, x, constant in that order; no term with
+a zero coefficient; coefficient 1 omitted; "-" joins negative terms; "0" for the zero function):
+for example "x*x-3*x+2", "-x+4", "2*x*x+7", "5".
 
 Difficulty levels, drawn with these probabilities:
   level 1 (25%): A = 0 and either B = 1 or C = 0, B > 0           x+4, x-2, 6*x
@@ -18,25 +18,30 @@ Difficulty levels, drawn with these probabilities:
   level 3 (20%): A > 0 and (B = 0 or C = 0)                       x*x+3, 2*x*x-x
   level 4 (20%): A > 0, B != 0, C != 0                            x*x-4*x+3
 
-Examples are shown at consecutive inputs x0, x0+1, ... (x0 = 0 with probability 40%, else uniform
-in 1..10-k), k = 3 of them for levels 1 and 2, 4 for levels 3 and 4. Some tasks are deliberately under-determined: with probability 12% (levels 1-2)
-or 5% (levels 3-4) only 2 examples are shown, so that several functions of the family fit them;
-passing a check against the shown examples is then not the same as being right.
+Examples are shown at the inputs 0, 1, ..., k-1: k = 3 for levels 1 and 2, 4 for levels 3 and 4.
+So the constant term is shown and the rest follows from differences: a family a model of a few
+MB learns within an hour of CPU training, yet gets wrong often enough for teams to matter (with
+inputs at random or shifted points it stayed at 4% greedy after 600 steps). Some tasks are
+deliberately under-determined: with probability 12% (levels 1-2) or 5% (levels 3-4) only 2
+examples are shown, so that several functions of the family fit them; passing a check against
+the shown examples is then not the same as being right.
 
-Grading uses hidden inputs the agents never see: HIDDEN_X below (none in 0..9). An answer is right
-when it gives the task's values at every shown input and every hidden input (two polynomials of
-degree at most 3 that agree on 10 points or more are the same polynomial).
+Grading uses hidden inputs the agents never see: HIDDEN_X below (none of them shown). An answer
+is right when it gives the task's values at every shown input and every hidden input (two
+polynomials of degree at most 3 that agree on 9 points or more are the same polynomial).
 
-Retry feedback: a prompt may carry a line of rejected answers before the question,
-    f(1)=5 f(2)=7 f(4)=11
+Retry feedback: a prompt may carry a line of rejected answers after the examples,
+    f(0)=3 f(1)=5 f(2)=7
     not 2*x+4 x+5
     f(x)=
-(after the header line) telling the model which answers already failed. Training shows such lines on 20% of prompts
-(1 to 3 wrong answers, near misses of the true one): RETRY_P.
+telling the model which answers already failed. Training shows such lines on RETRY_P (20%) of
+prompts, with 1 to 3 wrong answers, near misses of the true one.
 
 Splits: a task belongs to the held-out split when the first byte of the SHA-256 of its example
-line (e.g. b"f(1)=5 f(2)=7 f(4)=11") is below 26 (about 10% of tasks). Training never sees a
-held-out example line; the demo draws its tasks from the held-out split only.
+line (e.g. b"f(0)=3 f(1)=5 f(2)=7") is below 26 (about 10% of lines). Training never sees a
+held-out example line; the demo draws its tasks from the held-out split only. The family has
+about 3,000 distinct example lines (303 of them held out); 2,000 held-out draws hold 280, so
+the demo's tasks repeat lines (each task is still solved by its own team from scratch).
 
     python3 tasks.py heldout N SEED   writes the first N held-out tasks drawn from SEED as a Lua
                                        module (lua/expr_tasks.lua's format) on stdout
@@ -83,22 +88,23 @@ def draw_poly(rng):
         if r < acc:
             level = lv
             break
-    nz = [v for v in range(-9, 10) if v != 0]
+    nz = [v for v in range(-9, 10) if v != 0]      # B
+    nzc = [v for v in range(-19, 20) if v != 0]    # C
     if level == 1:
         if rng.random() < 0.5:
-            a, b, c = 0, 1, rng.choice(nz)
+            a, b, c = 0, 1, rng.choice(nzc)
         else:
             a, b, c = 0, rng.randint(2, 9), 0
     elif level == 2:
-        a, b, c = 0, rng.choice([v for v in nz if v != 1]), rng.choice(nz)
+        a, b, c = 0, rng.choice([v for v in nz if v != 1]), rng.choice(nzc)
     elif level == 3:
         a = rng.randint(1, 2)
         if rng.random() < 0.5:
-            b, c = 0, rng.choice(nz)
+            b, c = 0, rng.choice(nzc)
         else:
             b, c = rng.choice(nz), 0
     else:
-        a, b, c = rng.randint(1, 2), rng.choice(nz), rng.choice(nz)
+        a, b, c = rng.randint(1, 2), rng.choice(nz), rng.choice(nzc)
     return level, (a, b, c)
 
 
@@ -114,8 +120,7 @@ def draw_task(rng):
     """One task: dict(level, poly, xs, line, answer)."""
     level, poly = draw_poly(rng)
     k = 2 if rng.random() < FEW_P[level] else (3 if level <= 2 else 4)
-    x0 = 0 if rng.random() < 0.4 else rng.randint(1, 10 - k)
-    xs = list(range(x0, x0 + k))
+    xs = list(range(k))
     line = example_line(poly, xs)
     return {"level": level, "poly": poly, "xs": xs, "line": line, "answer": canonical(*poly)}
 
