@@ -108,10 +108,12 @@ static void draw(demo_live *live, const cli_swarm_model *sm, int final) {
   if (final) fputs("\r\033[K", stderr);
 }
 
-/* Samples the engine every quarter second for the report's charts. */
-static void sample(demo_live *live, const cli_swarm_model *sm, demo_outcome *out) {
+/* Samples the engine every quarter second for the report's charts (final: once more at the
+ * end, so that a short run has a point too). */
+static void sample(demo_live *live, const cli_swarm_model *sm, demo_outcome *out, int final) {
   double now = cli_seconds();
-  if (now - live->last_sample < 0.25) return;
+  if (!final && now - live->last_sample < 0.25) return;
+  if (now <= live->last_sample) return;
   hs_sched_metrics mt;
   hs_sched_get_metrics(sm->s, &mt);
   double dt = now - live->last_sample;
@@ -182,8 +184,8 @@ int demo_run(const demo_opts *o, const char *script_path, int show_live, demo_ou
     cli_trace_track_name(&tr.t, 0, "engine");
     hs_runtime_set_engine(rt, traced_engine_step, &tr);
   }
-  if (hs_runtime_register_op(rt, "demo->progress", 1, progress_op, &live) != 0 ||
-      hs_runtime_register_op(rt, "demo->trace", 1, trace_op, &tr) != 0 ||
+  if (hs_runtime_register_op(rt, "demo.progress", 1, progress_op, &live) != 0 ||
+      hs_runtime_register_op(rt, "demo.trace", 1, trace_op, &tr) != 0 ||
       hs_verify_attach(rt) != 0 ||
       hs_runtime_spawn_main(rt, script_path, o->trace ? 5 : 4, args, NULL) != 0) {
     cli_fail("demo: %s", hs_runtime_last_error(rt));
@@ -199,13 +201,22 @@ int demo_run(const demo_opts *o, const char *script_path, int show_live, demo_ou
   while ((rc = hs_runtime_step(rt)) > 0) {
     track_peak(&live, &sm);
     draw(&live, &sm, 0);
-    sample(&live, &sm, out);
+    sample(&live, &sm, out, 0);
   }
   running_rt = NULL;
   double wall = cli_seconds() - live.start;
   draw(&live, &sm, 1);
+  sample(&live, &sm, out, 1);
 
   hs_runtime_get_stats(rt, &out->rs);
+  if (out->rs.failed) { /* a failing team does not stop the others, but say why it failed */
+    const char *lines[3];
+    size_t k = hs_runtime_failures(rt, lines, 3);
+    for (size_t i = 0; i < k; i++) fprintf(stderr, "hswarm demo: %s\n", lines[i]);
+    if (out->rs.failed > k)
+      fprintf(stderr, "hswarm demo: ... and %llu more agents failed\n",
+              (unsigned long long)(out->rs.failed - k));
+  }
   hs_sched_get_metrics(sm.s, &out->mt);
   out->wall = wall;
   out->peak_kv_blocks = live.peak_kv_blocks;
