@@ -1,5 +1,5 @@
 -- fix_team.lua: a code-fixing team skeleton with a command verifier.
--- Five members each propose a new body for area() in examples/fixme/area.awk; every candidate is
+-- Five members each propose a new body for area() in examples/area_project/area.awk; every candidate is
 -- written over a private copy of the directory and checked by running its test suite (test.sh)
 -- in a sandbox; the team keeps a candidate whose tests pass, and feeds the failing tests' output
 -- back to the next round. Here the members draw from a few canned bodies (math.random, seeded);
@@ -15,7 +15,7 @@ local function source(body)
 end
 
 function main(ctx, args)
-  local dir = args[1] or "examples/fixme"
+  local dir = args[1] or "examples/area_project"
   local r = team.run(ctx, {
     size = 5, rounds = 4, task = "area(w, h) returns the area of a w by h rectangle",
     select = "verified-majority",

@@ -79,9 +79,9 @@ LUA
 expect_status 0 "$HSWARM" run coord.lua --quiet
 expect_in out.txt "result: 11,22,33,44 | 1@100,2@101,3@102,4@103,nil,6@105,7@106 | 1,2,3,4,5,6,7"
 
-cp -r "$SRC/examples/fixme" fixme
-before=$(md5sum fixme/area.awk)
-expect_status 0 "$HSWARM" run "$SRC/examples/fix_team.lua" "$WORK/fixme" --seed 5
+cp -r "$SRC/examples/area_project" project
+before=$(md5sum project/area.awk)
+expect_status 0 "$HSWARM" run "$SRC/examples/fix_team.lua" "$WORK/project" --seed 5
 expect_in out.txt "result: return w * h"
-[ "$(md5sum fixme/area.awk)" = "$before" ] || fail "the verifier changed the original directory"
+[ "$(md5sum project/area.awk)" = "$before" ] || fail "the verifier changed the original directory"
 echo "ok"
