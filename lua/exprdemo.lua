@@ -93,16 +93,10 @@ local function micro(ctx, job)
                        table.concat(first, "\t")}, "\n")
 end
 
+-- Right: fits the shown examples and the hidden inputs (expr.fits parses once per call).
 local function right(answer, task, hidden_xs)
-  local f = answer and expr.parse(answer)
-  if not f then return false end
-  for i = 1, #task.xs do
-    if f(task.xs[i]) ~= task.ys[i] then return false end
-  end
-  for i = 1, #hidden_xs do
-    if f(hidden_xs[i]) ~= task.hidden_ys[i] then return false end
-  end
-  return true
+  return (answer ~= nil and expr.fits(answer, task.xs, task.ys) and
+          expr.fits(answer, hidden_xs, task.hidden_ys)) == true
 end
 
 local function split(s, sep)
