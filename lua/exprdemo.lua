@@ -6,7 +6,8 @@
 -- leads, each of which spawns `mega` micro-swarm leads; a micro-swarm lead runs one team
 -- (team.lua) of `team_size` members over its task for at most `rounds` rounds. Every member's
 -- proposal is one model call: the pinned header (one KV block every agent shares) followed by the
--- task's examples, the answers already rejected ("not ..."), and "f(x)=". The lead verifies each
+-- task's examples, the answers already rejected ("not ..."), and "f(x)="; the model writes its
+-- working (differences and coefficients) and then the expression. The lead verifies each
 -- candidate against the examples shown (expr.lua) and keeps the most frequent verified one; a
 -- failed round sends the rejected candidates back as feedback. The lead also makes one greedy
 -- call (the single-attempt baseline). Teams see only the shown examples; the root grades the
@@ -25,7 +26,7 @@ local exprdemo = {}
 
 local function options(args)
   local o = {tasks = 1000, team = 10, rounds = 10, mega = 10, temperature = 1.0, first = 1,
-             select = "verified-majority", max_tokens = 24, trace = 0}
+             select = "verified-majority", max_tokens = 48, trace = 0}
   for _, a in ipairs(args) do
     local k, v = tostring(a):match("^([%w_]+)=(.*)$")
     if not k or o[k] == nil then error("exprdemo: unknown option " .. tostring(a)) end
@@ -51,9 +52,11 @@ local function prompt(t, rejected)
   return examples_line(t) .. "\n" .. mid .. "f(x)="
 end
 
+-- The answer in a completion: the model writes its working first ("3 3;0;0 3 2;": differences,
+-- second differences, the coefficients), then the expression after the last ";".
 local function answer_of(r)
   if not r or not r.text then return nil end
-  local a = r.text:match("^%s*(.-)%s*$")
+  local a = (r.text:match("([^;]*)$") or ""):match("^%s*(.-)%s*$")
   if a == "" then return nil end
   return a
 end
@@ -83,8 +86,10 @@ local function micro(ctx, job)
     end,
     verify = function(candidate, task)
       local ok, n = expr.fits(candidate, task.xs, task.ys)
-      local parsed = expr.parse(candidate) ~= nil
-      return ok, n / #task.xs, parsed and candidate or nil
+      -- feedback: a wrong expression short enough for the prompt to stay within the model's
+      -- context (the family's answers have at most 13 characters)
+      local useful = #candidate <= 16 and expr.parse(candidate) ~= nil
+      return ok, n / #task.xs, useful and candidate or nil
     end,
   })
   if r.handle then ctx.memory.release(r.handle) end
@@ -134,7 +139,7 @@ function exprdemo.main(ctx, args)
     local f = rec and split(rec, "\n") or {"", "", "0", ""} -- a failed team: no answers
     local greedy, final, rounds_used = f[1], f[2], tonumber(f[3]) or 0
     local first = f[4] ~= "" and split(f[4], "\t") or {}
-    local lv = stats.levels[full.level] or {tasks = 0, greedy = 0, final = 0}
+    local lv = stats.levels[full.level] or {tasks = 0, greedy = 0, sampled = 0, final = 0}
     stats.levels[full.level] = lv
     lv.tasks = lv.tasks + 1
     if right(greedy, full, data.hidden_xs) then
@@ -142,7 +147,10 @@ function exprdemo.main(ctx, args)
       lv.greedy = lv.greedy + 1
     end
     for _, c in ipairs(first) do
-      if right(c, full, data.hidden_xs) then stats.sampled_right = stats.sampled_right + 1 end
+      if right(c, full, data.hidden_xs) then
+        stats.sampled_right = stats.sampled_right + 1
+        lv.sampled = lv.sampled + 1
+      end
     end
     -- o.team members were asked; a member that answered nothing counts as wrong
     stats.sampled_total = stats.sampled_total + o.team
@@ -185,9 +193,10 @@ end
 function exprdemo.json(s)
   local levels = {}
   for lv = 1, 4 do
-    local l = s.levels[lv] or {tasks = 0, greedy = 0, final = 0}
-    levels[lv] = string.format('{"level":%d,"tasks":%d,"greedy_right":%d,"final_right":%d}', lv,
-                               l.tasks, l.greedy, l.final)
+    local l = s.levels[lv] or {tasks = 0, greedy = 0, sampled = 0, final = 0}
+    levels[lv] = string.format(
+        '{"level":%d,"tasks":%d,"greedy_right":%d,"sampled_right":%d,"final_right":%d}', lv,
+        l.tasks, l.greedy, l.sampled, l.final)
   end
   local rounds, by_round = {}, {}
   for r = 1, s.rounds do

@@ -5,10 +5,10 @@
 # Chromium; bad options and a missing model fail clearly.
 # label: slow
 . "$(dirname "$0")/lib.bash"
-# measured on this seed set (2026-11-24): single sampled 0.215, teams 0.83; the margins allow for
+# measured on this seed set (2026-11-25): single sampled 0.694, teams 0.97; the margins allow for
 # other kernels (another ISA rounds differently, so other samples) without letting a broken
 # swarm through
-SINGLE_MIN=0.10 SINGLE_MAX=0.45 FINAL_MIN=0.70
+SINGLE_MIN=0.50 SINGLE_MAX=0.85 FINAL_MIN=0.90
 
 expect_status 0 "$HSWARM" demo --tasks 40 --team-size 5 --rounds 2 --seed 3 --json --log run.log
 expect_json
@@ -34,7 +34,7 @@ drawn=$(timeout 120 chromium --headless --no-sandbox --disable-gpu --dump-dom \
   "file://$WORK/report.html" 2>/dev/null | grep -o 'data-charts-drawn="[0-9]*"')
 [ "$drawn" = 'data-charts-drawn="4"' ] || fail "the report's charts did not all draw ($drawn)"
 
-# accuracy on a fixed set: 200 tasks, teams of 10, 3 rounds, seed 1
+# accuracy on a fixed set: 200 tasks, teams of 10, up to 10 rounds, seed 1
 expect_status 0 "$HSWARM" demo --tasks 200 --seed 1 --json
 s=$(jq '.swarm' out.txt)
 single=$(echo "$s" | jq '.sampled_right / .sampled_total')

@@ -5,10 +5,16 @@ A task shows a few input/output examples of an integer function and asks for its
 
     Write f(x) to fit the examples
     f(0)=3 f(1)=5 f(2)=7
-    f(x)=                                  answer: 2*x+3
+    f(x)=                                  completion: 2 2;0;0 2 3;2*x+3
 
-The functions are the quadratics f(x) = A*x*x + B*x + C with A in {0, 1, 2}, B in [-9, 9] and
-C in [-19, 19], written in one canonical form (terms x*x, x, constant in that order; no term with
+The model writes its working before the answer (working() below): the first differences of the
+shown values, ";", the second differences, ";", the coefficients A B C, ";", then the expression;
+the answer is what follows the last ";" (answer_of()). Trained without the working, the model
+learned the lines it saw rather than the method: 25% greedy on held-out tasks, and a tenth of
+them never answered right in 100 sampled attempts. With it the same model and budget generalise.
+
+The functions are the quadratics f(x) = A*x*x + B*x + C with A in {0, 1, 2}, B in [-19, 19] and
+C in [-39, 39] (A_MAX, B_MAX, C_MAX), written in one canonical form (terms x*x, x, constant in that order; no term with
 a zero coefficient; coefficient 1 omitted; "-" joins negative terms; "0" for the zero function):
 for example "x*x-3*x+2", "-x+4", "2*x*x+7", "5".
 
@@ -21,7 +27,9 @@ Difficulty levels, drawn with these probabilities:
 Examples are shown at the inputs 0, 1, ..., k-1: k = 3 for levels 1 and 2, 4 for levels 3 and 4.
 So the constant term is shown and the rest follows from differences: a family a model of a few
 MB learns within an hour of CPU training, yet gets wrong often enough for teams to matter (with
-inputs at random or shifted points it stayed at 4% greedy after 600 steps). Some tasks are
+inputs at random or shifted points it stayed at 4% greedy after 600 steps; with B in [-9, 9] and
+C in [-19, 19] a single sampled attempt was right 80% to 90% of the time, too easy for a team to
+show anything). Some tasks are
 deliberately under-determined: with probability 12% (levels 1-2) or 5% (levels 3-4) only 2
 examples are shown, so that several functions of the family fit them; passing a check against
 the shown examples is then not the same as being right.
@@ -40,8 +48,8 @@ prompts, with 1 to 3 wrong answers, near misses of the true one.
 Splits: a task belongs to the held-out split when the first byte of the SHA-256 of its example
 line (e.g. b"f(0)=3 f(1)=5 f(2)=7") is below 26 (about 10% of lines). Training never sees a
 held-out example line; the demo draws its tasks from the held-out split only. The family has
-about 3,000 distinct example lines (303 of them held out); 2,000 held-out draws hold 280, so
-the demo's tasks repeat lines (each task is still solved by its own team from scratch).
+about 12,300 distinct example lines (about 1,260 of them held out); 2,000 held-out draws hold
+718, so the demo's tasks repeat lines (each task is still solved by its own team from scratch).
 
     python3 tasks.py heldout N SEED   writes the first N held-out tasks drawn from SEED as a Lua
                                        module (lua/expr_tasks.lua's format) on stdout
@@ -58,6 +66,9 @@ LEVEL_P = ((1, 0.25), (2, 0.35), (3, 0.20), (4, 0.20))
 FEW_P = {1: 0.12, 2: 0.12, 3: 0.05, 4: 0.05}
 HELDOUT_BELOW = 26
 RETRY_P = 0.20
+A_MAX = 2    # A in 0..A_MAX
+B_MAX = 19   # B in [-B_MAX, B_MAX]
+C_MAX = 39   # C in [-C_MAX, C_MAX]
 
 
 def canonical(a, b, c):
@@ -88,23 +99,23 @@ def draw_poly(rng):
         if r < acc:
             level = lv
             break
-    nz = [v for v in range(-9, 10) if v != 0]      # B
-    nzc = [v for v in range(-19, 20) if v != 0]    # C
+    nz = [v for v in range(-B_MAX, B_MAX + 1) if v != 0]      # B
+    nzc = [v for v in range(-C_MAX, C_MAX + 1) if v != 0]     # C
     if level == 1:
         if rng.random() < 0.5:
             a, b, c = 0, 1, rng.choice(nzc)
         else:
-            a, b, c = 0, rng.randint(2, 9), 0
+            a, b, c = 0, rng.randint(2, B_MAX), 0
     elif level == 2:
         a, b, c = 0, rng.choice([v for v in nz if v != 1]), rng.choice(nzc)
     elif level == 3:
-        a = rng.randint(1, 2)
+        a = rng.randint(1, A_MAX)
         if rng.random() < 0.5:
             b, c = 0, rng.choice(nzc)
         else:
             b, c = rng.choice(nz), 0
     else:
-        a, b, c = rng.randint(1, 2), rng.choice(nz), rng.choice(nzc)
+        a, b, c = rng.randint(1, A_MAX), rng.choice(nz), rng.choice(nzc)
     return level, (a, b, c)
 
 
@@ -133,13 +144,36 @@ def near_misses(rng, poly, xs, n):
         tries += 1
         da, db, dc = rng.choice(((0, 0, 1), (0, 0, -1), (0, 1, 0), (0, -1, 0), (0, 1, -1),
                                  (0, -1, 1), (1, 0, 0), (-1, 0, 0), (0, 0, 2), (0, 0, -2)))
-        q = (min(2, max(0, a + da)), b + db, c + dc)
+        q = (min(A_MAX, max(0, a + da)), b + db, c + dc)
         if q == poly or all(value(*q, x) == value(*poly, x) for x in xs):
             continue
         t = canonical(*q)
         if t not in out:
             out.append(t)
     return out
+
+
+WORKING = "abc"     # "" (none), "diffs" (differences only) or "abc" (and the coefficients)
+
+
+def working(poly, xs):
+    """The working the model writes before its answer: the first differences of the shown values,
+    ";", the second differences, ";" (then the answer). For 3*x+2 shown at 0, 1, 2: "3 3;0;"."""
+    if not WORKING:
+        return ""
+    ys = [value(*poly, x) for x in xs]
+    d1 = [ys[i + 1] - ys[i] for i in range(len(ys) - 1)]
+    d2 = [d1[i + 1] - d1[i] for i in range(len(d1) - 1)]
+    out = " ".join(map(str, d1)) + ";" + " ".join(map(str, d2)) + ";"
+    if WORKING == "abc":
+        a = d2[0] // 2 if d2 else 0
+        out += "%d %d %d;" % (a, d1[0] - a, ys[0])
+    return out
+
+
+def answer_of(text):
+    """The answer in a completion: what follows the working's last ";"."""
+    return text.split(";")[-1].strip()
 
 
 def prompt(line, rejected=()):
@@ -157,7 +191,7 @@ def training_example(rng):
     rejected = ()
     if rng.random() < RETRY_P:
         rejected = near_misses(rng, t["poly"], t["xs"], rng.randint(1, 3))
-    return prompt(t["line"], rejected), t["answer"]
+    return prompt(t["line"], rejected), working(t["poly"], t["xs"]) + t["answer"]
 
 
 def heldout_tasks(n, seed):
