@@ -10,7 +10,7 @@ examples drawn on the fly from tasks.py (never from the held-out split). The los
 completion (the working and the answer, tasks.working()) and its end-of-text token. Deterministic
 for a given seed and thread count. The result is written as GGUF (gguf_out.py: Q8_0 matrices)
 and is what `hswarm demo` runs by default. The defaults (1,600 steps of 128 examples, learning
-rate 3e-3, seed 1) are what made models/expr.gguf: about 55 minutes on this 2-core machine.
+rate 3e-3, seed 1) are what made models/expr.gguf: 53 to 59 minutes on this 2-core machine.
 
 Shape: dim 192, 4 layers, 6 heads (head 32), 2 KV heads, feed-forward 512, byte vocabulary (260),
 context 192: 1.67 M parameters, about 1.8 MB of GGUF. Every prompt starts with the task's header
