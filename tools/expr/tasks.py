@@ -14,9 +14,9 @@ learned the lines it saw rather than the method: 25% greedy on held-out tasks, a
 them never answered right in 100 sampled attempts. With it the same model and budget generalise.
 
 The functions are the quadratics f(x) = A*x*x + B*x + C with A in {0, 1, 2}, B in [-29, 29] and
-C in [-59, 59] (A_MAX, B_MAX, C_MAX), written in one canonical form (terms x*x, x, constant in that order; no term with
-a zero coefficient; coefficient 1 omitted; "-" joins negative terms; "0" for the zero function):
-for example "x*x-3*x+2", "-x+4", "2*x*x+7", "5".
+C in [-59, 59] (A_MAX, B_MAX, C_MAX), written in one canonical form (terms x*x, x, constant in
+that order; no term with a zero coefficient; coefficient 1 omitted; "-" joins negative terms; "0"
+for the zero function): for example "x*x-3*x+2", "-x+4", "2*x*x+7", "5".
 
 Difficulty levels, drawn with these probabilities:
   level 1 (25%): A = 0 and either B = 1 or C = 0, B > 0           x+4, x-2, 6*x
@@ -30,10 +30,9 @@ MB learns within an hour of CPU training, yet gets wrong often enough for teams 
 inputs at random or shifted points it stayed at 4% greedy after 600 steps; with B in [-9, 9] and
 C in [-19, 19] a single sampled attempt was right 80% to 90% of the time, and with B in
 [-19, 19] and C in [-39, 39] 73%: too easy for the demo's point, teams against single attempts
-right only sometimes). Some tasks are
-deliberately under-determined: with probability 12% (levels 1-2) or 5% (levels 3-4) only 2
-examples are shown, so that several functions of the family fit them; passing a check against
-the shown examples is then not the same as being right.
+right only sometimes). Some tasks are deliberately under-determined: with probability 12%
+(levels 1-2) or 5% (levels 3-4) only 2 examples are shown, so that several functions of the
+family fit them; passing a check against the shown examples is then not the same as being right.
 
 Grading uses hidden inputs the agents never see: HIDDEN_X below (none of them shown). An answer
 is right when it gives the task's values at every shown input and every hidden input (two
@@ -154,22 +153,17 @@ def near_misses(rng, poly, xs, n):
     return out
 
 
-WORKING = "abc"     # "" (none), "diffs" (differences only) or "abc" (and the coefficients)
-
-
 def working(poly, xs):
     """The working the model writes before its answer: the first differences of the shown values,
-    ";", the second differences, ";" (then the answer). For 3*x+2 shown at 0, 1, 2: "3 3;0;"."""
-    if not WORKING:
-        return ""
+    ";", the second differences, ";", the coefficients A B C read from them, ";" (then the
+    answer). For 3*x+2 shown at 0, 1, 2: "3 3;0;0 3 2;". With two examples shown there is no
+    second difference and A is 0: the linear reading."""
     ys = [value(*poly, x) for x in xs]
     d1 = [ys[i + 1] - ys[i] for i in range(len(ys) - 1)]
     d2 = [d1[i + 1] - d1[i] for i in range(len(d1) - 1)]
-    out = " ".join(map(str, d1)) + ";" + " ".join(map(str, d2)) + ";"
-    if WORKING == "abc":
-        a = d2[0] // 2 if d2 else 0
-        out += "%d %d %d;" % (a, d1[0] - a, ys[0])
-    return out
+    a = d2[0] // 2 if d2 else 0
+    return "%s;%s;%d %d %d;" % (" ".join(map(str, d1)), " ".join(map(str, d2)), a, d1[0] - a,
+                                ys[0])
 
 
 def answer_of(text):
