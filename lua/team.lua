@@ -16,8 +16,9 @@
 --
 -- Each member is a light agent in the caller's Lua state that lives for the whole team: each round
 -- the lead broadcasts the feedback (one arena blob, zero-copy), every member calls propose (their
--- model calls batch together in the scheduler and share the team's pinned prefix) and sends its
--- candidate back as an arena handle; the lead verifies every candidate and selects one:
+-- model calls batch together in the scheduler and share the team's pinned prefix), verifies its
+-- own candidate (so that command verifiers of a team's members run at the same time) and sends
+-- both back as an arena handle; the lead selects one:
 --   "verified-majority"  the most frequent candidate among those that verify (ties: the smallest
 --                        key, so every replay decides alike); the round fails if none verifies
 --   "best-score"         the verified candidate with the highest score (ties as above)
@@ -25,11 +26,13 @@
 -- The answer is written to shared memory (r.handle). After a failed round, the feedback of the
 -- failing candidates (distinct, in the order members sent them, at most max_feedback = 8) is
 -- what the next round's propose receives. A member whose propose raises an error proposes
--- nothing that round (the lead logs it); the team goes on with the others.
+-- nothing that round (the lead logs it); the team goes on with the others. A verify that raises
+-- an error counts as a failed verification, the error message being its feedback.
 local team = {}
 
 -- Messages: lead -> member "R" .. feedback list (joined with NUL bytes) starts a round, "D" ends
--- the team; member -> lead "C" .. candidate, or "N" when propose gave nothing.
+-- the team; member -> lead "C" .. candidate (select "vote"), "V" .. verified candidate (below), or
+-- "N" when propose gave nothing.
 
 local function encode_feedback(list)
   return table.concat(list, "\0")
@@ -55,7 +58,14 @@ local function member(ctx, spec)
         ctx.log("team member " .. ctx.id .. " failed to propose: " .. tostring(candidate))
         candidate = nil
       end
-      ctx.send(ctx.parent, candidate ~= nil and "C" .. tostring(candidate) or "N")
+      if candidate == nil then
+        ctx.send(ctx.parent, "N")
+      elseif (spec.select or "verified-majority") == "vote" then
+        ctx.send(ctx.parent, "C" .. tostring(candidate))
+      else
+        candidate = tostring(candidate)
+        ctx.send(ctx.parent, "V" .. team.encode_outcome(candidate, team.check(spec, candidate)))
+      end
     end
   end
 end
@@ -86,8 +96,33 @@ local function best_score(list, scores, key)
   return best
 end
 
+-- Verifies one candidate: {ok = bool, score = number, feedback = string or nil}.
+function team.check(spec, candidate)
+  local done, ok, score, fb = pcall(spec.verify, candidate, spec.task)
+  if not done then
+    return {ok = false, score = 0, feedback = "verify raised an error: " .. tostring(ok)}
+  end
+  return {ok = ok and true or false, score = score or (ok and 1 or 0),
+          feedback = fb ~= nil and tostring(fb) or nil}
+end
+
+-- A verified candidate as a message body, and back: flags (1 verified, 2 has feedback), score,
+-- feedback (length-prefixed), then the candidate.
+function team.encode_outcome(candidate, o)
+  local flags = (o.ok and 1 or 0) + (o.feedback and 2 or 0)
+  return string.pack("<Bns4", flags, o.score, o.feedback or "") .. candidate
+end
+
+function team.decode_outcome(s)
+  local flags, score, fb, next_at = string.unpack("<Bns4", s)
+  return s:sub(next_at), {ok = flags & 1 == 1, score = score,
+                          feedback = flags & 2 == 2 and fb or nil}
+end
+
 -- Selects from one round's candidates; returns the answer or nil and the round's log entry.
-function team.select(spec, candidates)
+-- outcomes[i], when given, is candidates[i]'s verification (team.check); otherwise each
+-- candidate is verified here.
+function team.select(spec, candidates, outcomes)
   local key = spec.key or tostring
   local how = spec.select or "verified-majority"
   local entry = {candidates = candidates, verified = {}, scores = {}, feedback = {}}
@@ -97,13 +132,13 @@ function team.select(spec, candidates)
   end
   local ok_list, ok_scores = {}, {}
   for i, c in ipairs(candidates) do
-    local ok, score, fb = spec.verify(c, spec.task)
-    entry.verified[i], entry.scores[i] = ok and true or false, score or (ok and 1 or 0)
-    if ok then
+    local o = outcomes and outcomes[i] or team.check(spec, c)
+    entry.verified[i], entry.scores[i] = o.ok, o.score
+    if o.ok then
       ok_list[#ok_list + 1] = c
-      ok_scores[#ok_scores + 1] = entry.scores[i]
-    elseif fb ~= nil then
-      entry.feedback[#entry.feedback + 1] = tostring(fb)
+      ok_scores[#ok_scores + 1] = o.score
+    elseif o.feedback ~= nil then
+      entry.feedback[#entry.feedback + 1] = o.feedback
     end
   end
   if #ok_list == 0 then return nil, entry end
@@ -133,12 +168,18 @@ function team.run(ctx, spec)
   for round = 1, rounds do
     if spec.on_round then spec.on_round(round, "begin") end
     swarm.broadcast(ctx, ids, "R" .. encode_feedback(feedback))
-    local candidates = {}
+    local candidates, outcomes = {}, {}
     for _, m in ipairs(swarm.gather(ctx, size)) do
       local c = tostring(m.data)
-      if c:sub(1, 1) == "C" then candidates[#candidates + 1] = c:sub(2) end
+      local tag = c:sub(1, 1)
+      if tag == "C" then
+        candidates[#candidates + 1] = c:sub(2)
+      elseif tag == "V" then
+        local n = #candidates + 1
+        candidates[n], outcomes[n] = team.decode_outcome(c:sub(2))
+      end
     end
-    local answer, entry = team.select(spec, candidates)
+    local answer, entry = team.select(spec, candidates, outcomes)
     result.rounds_log[round] = entry
     result.round = round
     if spec.on_round then spec.on_round(round, "end", entry) end

@@ -154,7 +154,14 @@ const char *hs_runtime_replay_error(void);
  * (free). Built in: "timer" (ctx.sleep, timeouts). Registered kinds are reachable from Lua as
  * ctx.call(kind, request_string) and return (result_string) or (nil, error). Results are written to
  * the event log in full; an operation registered as external (its result cannot be recomputed, like
- * a model call) is not started during a replay: the logged result is fed back instead. */
+ * a model call) is not started during a replay: the logged result is fed back instead.
+ *
+ * Operations performed on other threads (a pool running commands) would make a lockstep run
+ * depend on how long they take. An operation registered as step-bound keeps lockstep runs
+ * deterministic and still parallel: every step-bound operation started during step t runs
+ * concurrently with the others (and with the engine's step), and the loop waits for all of them
+ * before step t + 1, so each is delivered at step t + 1 whatever its duration. In free-running
+ * mode the flag has no effect: results are delivered as they arrive. */
 typedef uint64_t hs_op_token;
 
 /* start: begin the operation; request/len is the agent's request (valid during the call only).
@@ -162,8 +169,17 @@ typedef uint64_t hs_op_token;
 typedef int (*hs_op_start_fn)(hs_runtime *rt, hs_op_token token, hs_agent_id agent,
                               const void *request, size_t len, void *ud);
 
-int hs_runtime_register_op(hs_runtime *rt, const char *kind, int external, hs_op_start_fn start,
+/* flags: 0, or an or of these. */
+#define HS_OP_EXTERNAL 1   /* the result cannot be recomputed: replays take it from the log */
+#define HS_OP_STEP_BOUND 2 /* lockstep: delivered at the next step, however long it takes */
+
+int hs_runtime_register_op(hs_runtime *rt, const char *kind, int flags, hs_op_start_fn start,
                            void *ud);
+
+/* Called at the start of hs_runtime_destroy, before any agent is ended, in the reverse order of
+ * registration: a kind that performs operations on its own threads stops them here (completions
+ * posted during the call are accepted and dropped). At most 16 per runtime: HS_ELIMIT. */
+int hs_runtime_on_destroy(hs_runtime *rt, void (*fn)(void *ud), void *ud);
 
 /* Completes an operation: status 0 with result bytes (copied), or a negative code with an error
  * message in data. Thread-safe. A token that is not a valid operation token gives HS_ENOENT; a

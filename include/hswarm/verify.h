@@ -53,16 +53,19 @@ typedef struct hs_verify_opts {
   uint64_t max_file_bytes;     /* RLIMIT_FSIZE (default 1 GiB) */
   size_t max_output;           /* output bytes kept (default 64 KiB) */
   bool allow_network;          /* default false */
+  const int *cancel;           /* optional: when *cancel becomes nonzero (read atomically, looked
+                                  at every 50 ms) the command is killed: r.cancelled */
 } hs_verify_opts;
 
 void hs_verify_opts_init(hs_verify_opts *o);
 
 typedef struct hs_verify_result {
-  bool passed;        /* exited with status 0, in time */
+  bool passed;        /* exited with status 0, in time, not cancelled */
   int exit_code;      /* the exit status, or -1 when killed by a signal */
   int signal;         /* the signal that ended it, or 0 */
   bool timed_out;     /* the wall-time limit was reached and the command killed */
   bool truncated;     /* output beyond max_output was discarded */
+  bool cancelled;     /* killed because *o.cancel became nonzero */
   char *output;       /* stdout and stderr, NUL-terminated */
   size_t output_len;
   double seconds;     /* wall time */
@@ -81,10 +84,18 @@ const char *hs_verify_last_error(void);
  * "cpu_seconds": n, "memory": bytes, "max_processes": n, "max_output": bytes,
  * "allow_network": bool}; only cmd is required. Result (text): a first line
  * "passed EXIT SIGNAL TIMED_OUT TRUNCATED SECONDS" (0/1 flags), a second line with the sandbox
- * notes, then the output. The command runs during the call (the agent resumes at the next step,
- * in lockstep mode deterministically). Errors: HS_EINVAL (kind taken), HS_ENOMEM. */
+ * notes, then the output.
+ *
+ * Commands run on a pool of `jobs` threads (0: the number of online CPUs), so a team's
+ * candidates, and many teams, are verified at the same time. The operation is step-bound
+ * (hswarm/runtime.h): in lockstep mode every command started during a step runs concurrently and
+ * all are delivered at the next step, so the run stays deterministic; in free-running mode each
+ * result is delivered when its command ends. Requests wait in order of arrival when every thread
+ * is busy. The process limit (RLIMIT_NPROC) counts per user: when running as root, concurrent
+ * commands all run as nobody and share it. Destroying the runtime kills the running commands and
+ * joins the threads. Errors: HS_EINVAL (kind taken, jobs > 1024), HS_ENOMEM, HS_EIO (threads). */
 struct hs_runtime;
-int hs_verify_attach(struct hs_runtime *rt);
+int hs_verify_attach(struct hs_runtime *rt, unsigned jobs);
 
 #ifdef __cplusplus
 }

@@ -434,9 +434,9 @@ int hs_llm_attach(hs_runtime *rt, hs_sched *s, const hs_tokenizer *tok, const ch
   l->rt = rt;
   l->s = s;
   l->tok = tok;
-  int rc = hs_runtime_register_op(rt, kind, 1, start, l);
-  if (!rc) rc = hs_runtime_register_op(rt, pin_kind, 1, start_pin, l);
-  if (!rc) rc = hs_runtime_register_op(rt, unpin_kind, 1, start_unpin, l);
+  int rc = hs_runtime_register_op(rt, kind, HS_OP_EXTERNAL, start, l);
+  if (!rc) rc = hs_runtime_register_op(rt, pin_kind, HS_OP_EXTERNAL, start_pin, l);
+  if (!rc) rc = hs_runtime_register_op(rt, unpin_kind, HS_OP_EXTERNAL, start_unpin, l);
   if (rc) { /* out of memory registering: the runtime cannot unregister, so it is unusable */
     hs_free(l);
     return rc;

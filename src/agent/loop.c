@@ -194,7 +194,7 @@ static void drain_completions(hs_runtime *rt) {
   }
 }
 
-int hs_runtime_register_op(hs_runtime *rt, const char *kind, int external, hs_op_start_fn start,
+int hs_runtime_register_op(hs_runtime *rt, const char *kind, int flags, hs_op_start_fn start,
                            void *ud) {
   if (!kind || !*kind || !start || !strcmp(kind, "timer"))
     return rt_error(rt, HS_EINVAL, "register_op: a kind name (not \"timer\") and a start "
@@ -207,8 +207,40 @@ int hs_runtime_register_op(hs_runtime *rt, const char *kind, int external, hs_op
   rt->op_kinds = k;
   char *name = hs_strdup(kind);
   if (!name) return rt_error(rt, HS_ENOMEM, "register_op: out of memory");
-  k[rt->nop_kinds++] = (op_kind){.name = name, .external = external, .start = start, .ud = ud};
+  k[rt->nop_kinds++] = (op_kind){.name = name, .flags = flags, .start = start, .ud = ud};
   return 0;
+}
+
+int hs_runtime_on_destroy(hs_runtime *rt, void (*fn)(void *ud), void *ud) {
+  if (!fn) return rt_error(rt, HS_EINVAL, "on_destroy: a function is required");
+  if (rt->non_destroy == sizeof rt->on_destroy / sizeof rt->on_destroy[0])
+    return rt_error(rt, HS_ELIMIT, "on_destroy: at most 16 functions");
+  rt->on_destroy[rt->non_destroy].fn = fn;
+  rt->on_destroy[rt->non_destroy++].ud = ud;
+  return 0;
+}
+
+/* Remembers a step-bound operation's token (lockstep): the next boundary waits for it. */
+static int bound_push(hs_runtime *rt, hs_op_token token) {
+  if (rt->nbound == rt->capbound) {
+    uint32_t cap = rt->capbound ? rt->capbound * 2 : 64;
+    hs_op_token *b = hs_realloc(rt->bound, cap * sizeof *b);
+    if (!b) return HS_ENOMEM;
+    rt->bound = b;
+    rt->capbound = cap;
+  }
+  rt->bound[rt->nbound++] = token;
+  return 0;
+}
+
+/* 1 when every remembered step-bound token has been posted. Called with completions_lock. */
+static int bound_all_posted(hs_runtime *rt) {
+  for (uint32_t i = 0; i < rt->nbound; i++) {
+    const completion *c = rt->completions;
+    while (c && c->token != rt->bound[i]) c = c->next;
+    if (!c) return 0;
+  }
+  return 1;
 }
 
 static int replay_only_start(hs_runtime *rt, hs_op_token token, hs_agent_id agent,
@@ -223,19 +255,27 @@ int rt_op_start(hs_runtime *rt, hs_agent *a, const char *kind, const void *req, 
     if (!strcmp(rt->op_kinds[i].name, kind)) k = &rt->op_kinds[i];
   if (!k && rt->replay && journal_logged_op(rt, a->id, a->op_seq + 1, kind)) {
     /* the logged run had this kind: a replay feeds its results from the log */
-    if (hs_runtime_register_op(rt, kind, 1, replay_only_start, NULL) != 0) return HS_ENOMEM;
+    if (hs_runtime_register_op(rt, kind, HS_OP_EXTERNAL, replay_only_start, NULL) != 0)
+      return HS_ENOMEM;
     k = &rt->op_kinds[rt->nop_kinds - 1];
   }
   if (!k) return rt_error(rt, HS_ENOENT, "no operation kind \"%s\" is registered", kind);
   a->op_seq++;
   a->op_done = 0;
   a->op_name = k->name;
-  a->op_external = (uint8_t)k->external;
+  a->op_external = (uint8_t)(k->flags & HS_OP_EXTERNAL);
   a->state = AS_WAIT_OP;
   rt->ops_in_flight++;
   if (rt->replay) return journal_replay_op(rt, a, a->op_seq);
   hs_op_token token = ((uint64_t)a->id << 32) | a->op_seq;
+  int bound = (k->flags & HS_OP_STEP_BOUND) && rt->cfg.mode == HS_MODE_LOCKSTEP;
+  if (bound && bound_push(rt, token) != 0) {
+    rt->ops_in_flight--;
+    a->state = AS_RUNNING;
+    return rt_error(rt, HS_ENOMEM, "operation \"%s\": out of memory", kind);
+  }
   int rc = k->start(rt, token, a->id, req, len, k->ud);
+  if (rc && bound) rt->nbound--; /* a failed start may still have posted its error: harmless */
   if (rc) {
     rt->ops_in_flight--;
     a->state = AS_RUNNING;
@@ -335,9 +375,35 @@ void rt_run_agent(hs_runtime *rt, hs_agent *a) {
 
 /* ---- steps ---- */
 
+/* Waits on completions_cond (held) for at most 50 ms. hs_runtime_request_stop may come from a
+ * signal handler, which cannot signal a condition variable: waits wake to look at the flag. */
+static void wait_50ms(hs_runtime *rt) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_nsec += 50 * 1000 * 1000;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_cond_timedwait(&rt->completions_cond, &rt->completions_lock, &until);
+}
+
+/* Lockstep: waits until every step-bound operation started before this boundary has posted its
+ * result (or a stop is requested), so that all of them are delivered now. */
+static void wait_for_bound(hs_runtime *rt) {
+  if (rt->nbound == 0) return;
+  pthread_mutex_lock(&rt->completions_lock);
+  while (!bound_all_posted(rt) && !atomic_load(&rt->stop_requested)) {
+    wait_50ms(rt);
+  }
+  pthread_mutex_unlock(&rt->completions_lock);
+  rt->nbound = 0;
+}
+
 static void boundary(hs_runtime *rt) {
   if (rt->cfg.mode == HS_MODE_LOCKSTEP) rt_deliver_pending(rt);
   fire_timers(rt);
+  wait_for_bound(rt);
   drain_completions(rt);
 }
 
@@ -352,19 +418,11 @@ static int finish_run(hs_runtime *rt) {
   return rt->diverged ? HS_EDIVERGE : 0;
 }
 
-/* Waits for an operation to complete. hs_runtime_request_stop may come from a signal handler,
- * which cannot signal a condition variable: the wait wakes every 50 ms to look at the flag. */
+/* Waits for an operation to complete, or a stop request. */
 static int wait_for_completion(hs_runtime *rt) {
   pthread_mutex_lock(&rt->completions_lock);
   while (!rt->completions && !atomic_load(&rt->stop_requested)) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += 50 * 1000 * 1000;
-    if (until.tv_nsec >= 1000000000L) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&rt->completions_cond, &rt->completions_lock, &until);
+    wait_50ms(rt);
   }
   pthread_mutex_unlock(&rt->completions_lock);
   return 0;

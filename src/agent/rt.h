@@ -108,7 +108,7 @@ struct native_kind {
 
 typedef struct op_kind {
   char *name;
-  int external;
+  int flags;             /* HS_OP_EXTERNAL, HS_OP_STEP_BOUND */
   hs_op_start_fn start;
   void *ud;
 } op_kind;
@@ -170,6 +170,13 @@ struct hs_runtime {
   pthread_cond_t completions_cond;
   completion *completions;        /* posted by hs_runtime_op_complete, newest first */
   completion *replay_ops;         /* replay: logged results of external operations */
+  hs_op_token *bound;             /* lockstep: step-bound operations started and not yet */
+  uint32_t nbound, capbound;      /* posted; the next boundary waits for them (loop.c) */
+  struct {
+    void (*fn)(void *ud);
+    void *ud;
+  } on_destroy[16];               /* hs_runtime_on_destroy, called in reverse order */
+  uint32_t non_destroy;
 
   native_kind *natives;
   uint32_t nnatives;

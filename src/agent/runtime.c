@@ -106,6 +106,10 @@ static void free_completions(completion *c) {
 
 void hs_runtime_destroy(hs_runtime *rt) {
   if (!rt) return;
+  while (rt->non_destroy) { /* operations running on other threads stop first */
+    rt->non_destroy--;
+    rt->on_destroy[rt->non_destroy].fn(rt->on_destroy[rt->non_destroy].ud);
+  }
   rt->destroying = 1;
   for (uint32_t id = 1; id <= rt->nagents; id++) {
     hs_agent *a = rt_agent(rt, id);
@@ -133,6 +137,7 @@ void hs_runtime_destroy(hs_runtime *rt) {
   hs_free(rt->natives);
   free_completions(rt->completions);
   free_completions(rt->replay_ops);
+  hs_free(rt->bound);
   pthread_mutex_destroy(&rt->completions_lock);
   pthread_cond_destroy(&rt->completions_cond);
   scripts_free(rt);

@@ -29,7 +29,8 @@ static void run_usage(FILE *f) {
         "  --quiet               do not print agents' log lines\n"
         "  -m, --model FILE      serve a GGUF model to the agents (ctx.llm, ctx.call(\"llm\"))\n"
         "  --threads N           threads of the model (default: all cores)\n"
-        "  --kv-mem SIZE         the model's KV cache (default: 256 full contexts)\n",
+        "  --kv-mem SIZE         the model's KV cache (default: 256 full contexts)\n"
+        "  --verify-jobs N       command verifiers run at once (default or 0: all cores)\n",
         f);
 }
 
@@ -72,7 +73,7 @@ int cmd_run(int argc, char **argv) {
   const char *script = NULL;
   const char **args = calloc((size_t)argc + 1, sizeof *args);
   int nargs = 0, json = 0;
-  uint64_t v, threads = 0, kv_mem = 0;
+  uint64_t v, threads = 0, kv_mem = 0, verify_jobs = 0;
   const char *model = NULL;
   if (!args) return EXIT_ERROR;
   for (int i = 1; i < argc; i++) {
@@ -125,6 +126,13 @@ int cmd_run(int argc, char **argv) {
     } else if (!strcmp(a, "--threads")) {
       if (set_u64(a, val, 0, &threads)) goto usage;
       i++;
+    } else if (!strcmp(a, "--verify-jobs")) {
+      if (set_u64(a, val, 0, &verify_jobs)) goto usage;
+      if (verify_jobs > 1024) {
+        fprintf(stderr, "hswarm run: --verify-jobs is at most 1024 (got %s)\n", val);
+        goto usage;
+      }
+      i++;
     } else if (!strcmp(a, "--kv-mem")) {
       if (set_u64(a, val, 1, &kv_mem)) goto usage;
       i++;
@@ -152,8 +160,9 @@ int cmd_run(int argc, char **argv) {
     free(args);
     return EXIT_ERROR;
   }
-  if (hs_verify_attach(rt) != 0) {
-    fprintf(stderr, "hswarm run: %s\n", hs_runtime_last_error(rt));
+  int vrc = hs_verify_attach(rt, (unsigned)verify_jobs);
+  if (vrc != 0) {
+    fprintf(stderr, "hswarm run: cannot start the command verifiers: %s\n", hs_strerror(vrc));
     hs_runtime_destroy(rt);
     free(args);
     return EXIT_ERROR;

@@ -184,9 +184,9 @@ int demo_run(const demo_opts *o, const char *script_path, int show_live, demo_ou
     cli_trace_track_name(&tr.t, 0, "engine");
     hs_runtime_set_engine(rt, traced_engine_step, &tr);
   }
-  if (hs_runtime_register_op(rt, "demo.progress", 1, progress_op, &live) != 0 ||
-      hs_runtime_register_op(rt, "demo.trace", 1, trace_op, &tr) != 0 ||
-      hs_verify_attach(rt) != 0 ||
+  if (hs_runtime_register_op(rt, "demo.progress", HS_OP_EXTERNAL, progress_op, &live) != 0 ||
+      hs_runtime_register_op(rt, "demo.trace", HS_OP_EXTERNAL, trace_op, &tr) != 0 ||
+      hs_verify_attach(rt, 0) != 0 ||
       hs_runtime_spawn_main(rt, script_path, o->trace ? 5 : 4, args, NULL) != 0) {
     cli_fail("demo: %s", hs_runtime_last_error(rt));
     cli_swarm_model_close(&sm);

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -189,9 +190,30 @@ static void become_command(const char *cmd, const hs_verify_opts *o, const char 
   _exit(127);
 }
 
+/* Closes every descriptor above 2 except a and b. Other threads may be running commands of their
+ * own: their pipes' write ends, inherited by this fork, would otherwise stay open in the keeper
+ * (which never executes anything, so close-on-exec does not apply) and hold their readers until
+ * this command ends. */
+static void close_others(int a, int b) {
+  if (a > b) {
+    int t = a;
+    a = b;
+    b = t;
+  }
+  if (syscall(SYS_close_range, (unsigned)b + 1, ~0u, 0u) != 0) { /* kernels before 5.9 */
+    long max = sysconf(_SC_OPEN_MAX);
+    for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+      if (fd != a && fd != b) close(fd);
+    return;
+  }
+  for (int fd = 3; fd < b; fd++)
+    if (fd != a) close(fd);
+}
+
 /* The keeper: new session, no network, a PID namespace if possible, then the command as its
  * pid 1 (or itself, without a PID namespace). Never returns. */
 static void keeper(const char *cmd, const hs_verify_opts *o, const char *dir, int out, int notes) {
+  close_others(out, notes);
   setsid();
   if (!o->allow_network && unshare(CLONE_NEWNET) != 0)
     note(notes, "no network namespace (the command can reach the network); ");
@@ -280,6 +302,11 @@ static int run_sandboxed(const char *cmd, const hs_verify_opts *o, const char *d
   double deadline = t0 + o->time_limit_s, hard_end = 0;
   for (;;) {
     double t = now_s();
+    if (!r->timed_out && !r->cancelled && o->cancel &&
+        __atomic_load_n(o->cancel, __ATOMIC_ACQUIRE)) {
+      r->cancelled = true;
+      deadline = t;
+    }
     if (!r->timed_out && t >= deadline) {
       r->timed_out = true;
       kill(-pid, SIGKILL); /* the keeper's process group: with a PID namespace, everything */
@@ -288,6 +315,7 @@ static int run_sandboxed(const char *cmd, const hs_verify_opts *o, const char *d
     }
     if (r->timed_out && t >= hard_end) break; /* something escaped and holds the pipe */
     double wait = (r->timed_out ? hard_end : deadline) - t;
+    if (o->cancel && wait > 0.05) wait = 0.05;
     struct pollfd p = {out[0], POLLIN, 0};
     int k = poll(&p, 1, wait > 0 ? (int)(wait * 1000) + 1 : 0);
     if (k > 0 && !drain(out[0], r, o->max_output, &cap)) break;
@@ -308,7 +336,8 @@ static int run_sandboxed(const char *cmd, const hs_verify_opts *o, const char *d
   } else {
     r->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
-  r->passed = !r->timed_out && r->exit_code == 0;
+  if (r->cancelled) r->timed_out = false; /* it was killed for the cancel, not the clock */
+  r->passed = !r->timed_out && !r->cancelled && r->exit_code == 0;
   return 0;
 }
 

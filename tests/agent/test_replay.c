@@ -1,7 +1,8 @@
 /* test_replay.c: the event log and replay. Same script and seed give byte-identical logs; a replay
  * confirms identity (10,000 agents); a changed script is caught as a divergence naming the record
  * and agent; corrupt and truncated logs give clear errors; results of external operations,
- * completed by another thread, are fed back from the log. */
+ * completed by another thread, are fed back from the log; step-bound operations all arrive at the
+ * next step whatever their durations; on_destroy functions run in reverse order. */
 #include <pthread.h>
 
 #include "harness.h"
@@ -206,7 +207,7 @@ static int ext_start(hs_runtime *rt, hs_op_token token, hs_agent_id agent, const
 }
 
 static void setup_ext(hs_runtime *rt) {
-  assert_int_equal(hs_runtime_register_op(rt, "ext", 1, ext_start, NULL), 0);
+  assert_int_equal(hs_runtime_register_op(rt, "ext", HS_OP_EXTERNAL, ext_start, NULL), 0);
 }
 
 static void test_external_ops_from_threads_and_replay(void **state) {
@@ -245,6 +246,105 @@ static void test_external_ops_from_threads_and_replay(void **state) {
   hs_runtime_destroy(rt);
 }
 
+/* ---- step-bound operations ---- */
+
+typedef struct slow_job {
+  hs_runtime *rt;
+  hs_op_token token;
+  int ms;
+} slow_job;
+
+static void *slow_thread(void *p) {
+  slow_job *j = p;
+  usleep((useconds_t)j->ms * 1000);
+  hs_runtime_op_complete(j->rt, j->token, 0, "done", 4);
+  free(j);
+  return NULL;
+}
+
+/* request: milliseconds to wait before completing, from a thread of its own */
+static int slow_start(hs_runtime *rt, hs_op_token token, hs_agent_id agent, const void *req,
+                      size_t len, void *ud) {
+  (void)agent, (void)ud, (void)len;
+  slow_job *j = malloc(sizeof *j);
+  *j = (slow_job){rt, token, atoi((const char *)req)};
+  pthread_t t;
+  pthread_create(&t, NULL, slow_thread, j);
+  pthread_detach(t);
+  return 0;
+}
+
+static void setup_bound(hs_runtime *rt) {
+  assert_int_equal(
+      hs_runtime_register_op(rt, "slow", HS_OP_EXTERNAL | HS_OP_STEP_BOUND, slow_start, NULL), 0);
+}
+
+static void setup_unbound(hs_runtime *rt) {
+  assert_int_equal(hs_runtime_register_op(rt, "slow", HS_OP_EXTERNAL, slow_start, NULL), 0);
+}
+
+/* Four agents start operations of 0 to 150 ms in the same step. Step-bound: all four results
+ * come at the next step (lockstep), whatever the durations, and the run replays. Not step-bound:
+ * the slow ones come later (which shows the test can tell). */
+static void test_step_bound_ops_arrive_next_step(void **state) {
+  (void)state;
+  const char *script = write_file("bound.lua",
+                                  "local delays = {150, 0, 60, 5}\n"
+                                  "function main(ctx)\n"
+                                  "  local ids = {}\n"
+                                  "  for i = 1, 4 do ids[i] = ctx.spawn(function(c)\n"
+                                  "    local t0 = c.now()\n"
+                                  "    assert(c.call('slow', tostring(delays[i])) == 'done')\n"
+                                  "    return tostring(c.now() - t0)\n"
+                                  "  end) end\n"
+                                  "  local out = {}\n"
+                                  "  for i = 1, 4 do out[i] = tostring(ctx.join(ids[i])) end\n"
+                                  "  return table.concat(out, ',')\n"
+                                  "end\n");
+  char logp[600];
+  snprintf(logp, sizeof logp, "%s/bound.log", test_dir);
+  for (int bound = 1; bound >= 0; bound--) {
+    hs_runtime_config cfg;
+    hs_runtime_config_init(&cfg);
+    cfg.quiet = 1;
+    cfg.log_path = logp;
+    hs_runtime *rt;
+    assert_int_equal(hs_runtime_create(&cfg, &rt), 0);
+    (bound ? setup_bound : setup_unbound)(rt);
+    assert_int_equal(hs_runtime_spawn_main(rt, script, 0, NULL, NULL), 0);
+    assert_int_equal(hs_runtime_run(rt), 0);
+    char res[64];
+    assert_true(hs_runtime_main_result(rt, res, sizeof res) > 0);
+    if (bound)
+      assert_string_equal(res, "1,1,1,1");
+    else
+      assert_string_not_equal(res, "1,1,1,1");
+    hs_runtime_destroy(rt);
+    hs_replay_result rr;
+    assert_int_equal(hs_runtime_replay(logp, 1, &rr), 0);
+    assert_true(rr.identical);
+  }
+}
+
+static char destroyed[32];
+static void mark_destroyed(void *ud) { strncat(destroyed, (const char *)ud, 1); }
+
+static void test_on_destroy_order(void **state) {
+  (void)state;
+  hs_runtime_config cfg;
+  hs_runtime_config_init(&cfg);
+  hs_runtime *rt;
+  assert_int_equal(hs_runtime_create(&cfg, &rt), 0);
+  assert_int_equal(hs_runtime_on_destroy(rt, mark_destroyed, "a"), 0);
+  assert_int_equal(hs_runtime_on_destroy(rt, mark_destroyed, "b"), 0);
+  assert_int_equal(hs_runtime_on_destroy(rt, NULL, NULL), HS_EINVAL);
+  for (int i = 2; i < 16; i++) assert_int_equal(hs_runtime_on_destroy(rt, mark_destroyed, "c"), 0);
+  assert_int_equal(hs_runtime_on_destroy(rt, mark_destroyed, "d"), HS_ELIMIT);
+  destroyed[0] = 0;
+  hs_runtime_destroy(rt);
+  assert_string_equal(destroyed, "ccccccccccccccba"); /* reverse order of registration */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_same_seed_identical_logs),
@@ -252,6 +352,8 @@ int main(void) {
       cmocka_unit_test(test_changed_behaviour_found_late),
       cmocka_unit_test(test_corrupt_and_truncated_logs),
       cmocka_unit_test(test_external_ops_from_threads_and_replay),
+      cmocka_unit_test(test_step_bound_ops_arrive_next_step),
+      cmocka_unit_test(test_on_destroy_order),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

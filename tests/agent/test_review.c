@@ -148,7 +148,7 @@ static void test_request_stop_wakes_a_wait_for_operations(void **state) {
   cfg.quiet = 1;
   hs_runtime *rt;
   assert_int_equal(hs_runtime_create(&cfg, &rt), 0);
-  assert_int_equal(hs_runtime_register_op(rt, "never", 1, never_start, NULL), 0);
+  assert_int_equal(hs_runtime_register_op(rt, "never", HS_OP_EXTERNAL, never_start, NULL), 0);
   assert_int_equal(hs_runtime_spawn_main(
                        rt, write_file("stop.lua", "function main(ctx) ctx.call('never', '') end"),
                        0, NULL, NULL),

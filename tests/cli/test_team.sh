@@ -84,4 +84,37 @@ before=$(md5sum project/area.awk)
 expect_status 0 "$HSWARM" run "$SRC/examples/fix_team.lua" "$WORK/project" --seed 5
 expect_in out.txt "result: return w * h"
 [ "$(md5sum project/area.awk)" = "$before" ] || fail "the verifier changed the original directory"
+# command verifiers of a team's members run at the same time: each candidate's command marks a
+# shared directory and passes only once every member's mark is there (a barrier), which cannot
+# happen if the commands run one after another; lockstep runs with them replay identically
+BARRIER=$(mktemp -d /tmp/hswarm-barrier-XXXXXX)
+trap 'rm -rf "$WORK" "$BARRIER"' EXIT
+chmod 1777 "$BARRIER"  # as root the commands run as nobody
+cat > par.lua <<'LUA'
+local team = require("team")
+local verify = require("verify")
+function main(ctx, args)
+  local dir, n, tries = args[1], tonumber(args[2]), tonumber(args[3])
+  local cmd = "touch " .. dir .. "/$(cat id); i=0; while [ $(ls " .. dir .. " | wc -l) -lt " .. n ..
+              " ]; do i=$((i+1)); [ $i -gt " .. tries .. " ] && exit 1; sleep 0.05; done"
+  local r = team.run(ctx, {size = n, rounds = 1,
+    propose = function(c) return "m" .. c.id end,
+    verify = verify.checker(ctx, {cmd = cmd, time_limit = 30},
+                            function(id) return {id = id} end)})
+  local passed = 0
+  for _, v in ipairs(r.rounds_log[1].verified) do passed = passed + (v and 1 or 0) end
+  return "passed " .. passed .. " of " .. n
+end
+LUA
+mkdir "$BARRIER/b" "$BARRIER/c" "$BARRIER/d" && chmod 1777 "$BARRIER"/*
+expect_status 0 "$HSWARM" run par.lua "$BARRIER/b" 4 200 --verify-jobs 4 --quiet --log par.log
+expect_in out.txt "result: passed 4 of 4"
+expect_status 0 "$HSWARM" replay par.log
+expect_in out.txt "replay identical"
+expect_status 0 "$HSWARM" run par.lua "$BARRIER/c" 4 200 --verify-jobs 4 --quiet --mode free
+expect_in out.txt "result: passed 4 of 4"
+# one command at a time: the first gives up alone, only the second finds two marks (the check can
+# fail)
+expect_status 0 "$HSWARM" run par.lua "$BARRIER/d" 2 20 --verify-jobs 1 --quiet
+expect_in out.txt "result: passed 1 of 2"
 echo "ok"

@@ -2,7 +2,9 @@
  * sees a private copy of the directory with the candidate's files written over it and cannot
  * change the original; exit status and output come back; the limits hold: wall time, a command
  * that forks forever, one that leaves processes behind, an output flood, memory; no network
- * where the system allows it (the result says so where it does not); bad paths are refused. */
+ * where the system allows it (the result says so where it does not); bad paths are refused; a
+ * command is killed when its cancel flag is set. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -100,6 +102,40 @@ static void test_time_limit(void **state) {
   assert_false(r.passed);
   assert_true(r.seconds < 3.0);
   assert_string_equal(r.output, "start\n");
+  hs_verify_result_free(&r);
+}
+
+static int cancel_flag;
+static void *cancel_later(void *arg) {
+  (void)arg;
+  usleep(300 * 1000);
+  __atomic_store_n(&cancel_flag, 1, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+/* Another thread cancels a running command: it is killed long before its time limit. */
+static void test_cancel(void **state) {
+  (void)state;
+  hs_verify_opts o;
+  hs_verify_opts_init(&o);
+  o.time_limit_s = 30;
+  o.cancel = &cancel_flag;
+  cancel_flag = 0;
+  pthread_t t;
+  pthread_create(&t, NULL, cancel_later, NULL);
+  hs_verify_result r = run("echo start; sleep 60", &o);
+  pthread_join(t, NULL);
+  assert_true(r.cancelled);
+  assert_false(r.timed_out);
+  assert_false(r.passed);
+  assert_true(r.seconds < 20.0);
+  assert_string_equal(r.output, "start\n");
+  hs_verify_result_free(&r);
+  /* an untouched flag changes nothing */
+  cancel_flag = 0;
+  r = run("echo fine", &o);
+  assert_true(r.passed);
+  assert_false(r.cancelled);
   hs_verify_result_free(&r);
 }
 
@@ -206,7 +242,7 @@ int main(void) {
       cmocka_unit_test(test_time_limit),       cmocka_unit_test(test_fork_forever),
       cmocka_unit_test(test_leftover_processes), cmocka_unit_test(test_output_flood),
       cmocka_unit_test(test_memory_limit),     cmocka_unit_test(test_no_network),
-      cmocka_unit_test(test_bad_input),
+      cmocka_unit_test(test_bad_input),        cmocka_unit_test(test_cancel),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
