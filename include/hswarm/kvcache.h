@@ -40,6 +40,12 @@ typedef struct hs_seq hs_seq;
 /* Element type of the cache. */
 typedef enum hs_kv_type { HS_KV_F16 = 0, HS_KV_F32 = 1 } hs_kv_type;
 
+/* Bytes of one KV block (keys and values of HS_KV_BLOCK_TOKENS positions, every layer and KV
+ * head) for a model with n_layer layers, n_head_kv KV heads of head_dim: what hs_kv_stats'
+ * block_bytes will be. For sizing a budget before the model is open. */
+size_t hs_kv_block_bytes(uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim,
+                         hs_kv_type type);
+
 /* Attaches the longest cached prefix of tokens[0..n) to the empty sequence s, in whole blocks:
  * positions [0, *reused) of s now hold the cached keys and values of tokens[0..*reused), and s's
  * length is *reused (a multiple of HS_KV_BLOCK_TOKENS, at most n). Pass n - 1 for a prompt whose

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/model_opts.h"
 #include "hswarm/alloc.h"
 #include "hswarm/engine.h"
 #include "hswarm/error.h"
@@ -83,20 +84,14 @@ static int run_variant(const bench_opts *b, const variant *v, figures *f) {
   memset(f, 0, sizeof *f);
   hs_model_opts mo = {.n_threads = (unsigned)b->threads, .use_mmap = b->use_mmap,
                       .no_prefix_cache = !v->cache, .no_shared_attention = !v->shared};
-  hs_model *m;
-  /* first open to learn the block size, unless a budget was given */
-  if (hs_model_open(b->model, &mo, &m)) {
-    cli_fail("bench swarm: %s", hs_engine_last_error());
-    return -1;
-  }
-  const uint32_t n_vocab = hs_model_get_params(m)->n_vocab;
-  hs_kv_stats st;
-  hs_kv_get_stats(m, &st);
+  hs_model_params p;
+  uint64_t block_bytes;
+  if (cli_model_kv_block(b->model, &p, &block_bytes) != 0) return -1;
+  const uint32_t n_vocab = p.n_vocab;
   const uint64_t ctx = b->prefix + b->suffix + b->gen;
   const uint64_t per_agent_blocks = (ctx + HS_KV_BLOCK_TOKENS - 1) / HS_KV_BLOCK_TOKENS;
-  uint64_t budget = b->kv_mem ? b->kv_mem : (b->agents * per_agent_blocks + 4) * st.block_bytes;
-  hs_model_close(m);
-  mo.kv_bytes = budget;
+  mo.kv_bytes = b->kv_mem ? b->kv_mem : (b->agents * per_agent_blocks + 4) * block_bytes;
+  hs_model *m;
   if (hs_model_open(b->model, &mo, &m)) {
     cli_fail("bench swarm: %s", hs_engine_last_error());
     return -1;
@@ -150,12 +145,12 @@ static int run_variant(const bench_opts *b, const variant *v, figures *f) {
     }
     hs_sched_metrics mt;
     hs_sched_get_metrics(s, &mt);
-    uint64_t used = mt.kv_blocks_used * st.block_bytes;
+    uint64_t used = mt.kv_blocks_used * block_bytes;
     if (used > f->kv_peak_bytes) {
       f->kv_peak_bytes = used;
       f->peak_running = mt.running;
       uint64_t own = mt.kv_blocks_used > prefix_blocks ? mt.kv_blocks_used - prefix_blocks : 0;
-      f->kv_per_agent_bytes = mt.running ? own * st.block_bytes / mt.running : 0;
+      f->kv_per_agent_bytes = mt.running ? own * block_bytes / mt.running : 0;
     }
     if (k == 0) break;
   }

@@ -72,6 +72,22 @@ int cli_open_model(const char *path, unsigned threads, bool use_mmap, hs_model *
   return 0;
 }
 
+int cli_model_kv_block(const char *path, hs_model_params *p, uint64_t *block_bytes) {
+  hs_gguf *g;
+  if (hs_gguf_open(path, &g) != 0) {
+    cli_fail("%s: %s", path, hs_gguf_last_error());
+    return -1;
+  }
+  int rc = hs_model_params_read(g, p);
+  hs_gguf_close(g);
+  if (rc != 0) {
+    cli_fail("%s: %s", path, hs_model_last_error());
+    return -1;
+  }
+  *block_bytes = hs_kv_block_bytes(p->n_layer, p->n_head_kv, p->head_dim, HS_KV_F16);
+  return 0;
+}
+
 int cli_load_chat_template(const hs_gguf *g, const char *choice, hs_chat_template **out) {
   int rc;
   if (choice && strchr(choice, '/')) {

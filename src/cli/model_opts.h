@@ -30,6 +30,11 @@ int cli_sampling_opt(int argc, char **argv, int *i, hs_generate_params *p, cli_s
 int cli_open_model(const char *path, unsigned threads, bool use_mmap, hs_model **m,
                    hs_tokenizer **t);
 
+/* Reads the hyperparameters of the model file at path (its header only, mapped: nothing else
+ * is read) and the bytes of one block of its f16 KV cache, to size a budget before opening it.
+ * 0, or -1 after cli_fail. */
+int cli_model_kv_block(const char *path, hs_model_params *p, uint64_t *block_bytes);
+
 /* A chat template: choice is a file path (contains '/'), a template name, or NULL to pick the
  * template matching the model's tokenizer.chat_template. 0, or -1 after a message. */
 int cli_load_chat_template(const hs_gguf *g, const char *choice, hs_chat_template **out);

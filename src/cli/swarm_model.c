@@ -4,25 +4,21 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/model_opts.h"
 #include "hswarm/kvcache.h"
 
 int cli_swarm_model_open(const char *path, const cli_swarm_model_opts *o, hs_runtime *rt,
                          cli_swarm_model *out) {
   memset(out, 0, sizeof *out);
-  hs_model_opts mo = {.n_threads = o->threads};
-  hs_model *probe;
-  if (hs_model_open(path, &mo, &probe) != 0) {
-    cli_fail("%s: %s", path, hs_engine_last_error());
-    return -1;
-  }
-  uint32_t n_ctx = o->n_ctx ? o->n_ctx : hs_model_get_params(probe)->n_ctx_train;
+  hs_model_params p;
+  uint64_t block_bytes;
+  if (cli_model_kv_block(path, &p, &block_bytes) != 0) return -1;
+  uint32_t n_ctx = o->n_ctx ? o->n_ctx : p.n_ctx_train;
   if (n_ctx > 4096) n_ctx = 4096;
   const uint32_t running = o->max_running ? o->max_running : 256;
-  hs_kv_stats st;
-  hs_kv_get_stats(probe, &st);
-  hs_model_close(probe);
   uint64_t blocks = (uint64_t)running * ((n_ctx + HS_KV_BLOCK_TOKENS - 1) / HS_KV_BLOCK_TOKENS);
-  mo.kv_bytes = o->kv_bytes ? o->kv_bytes : (blocks + 64) * st.block_bytes;
+  hs_model_opts mo = {.n_threads = o->threads,
+                      .kv_bytes = o->kv_bytes ? o->kv_bytes : (blocks + 64) * block_bytes};
   if (hs_model_open(path, &mo, &out->m) != 0) {
     cli_fail("%s: %s", path, hs_engine_last_error());
     return -1;

@@ -22,6 +22,11 @@
 #define HAVE_X86 1
 #endif
 
+size_t hs_kv_block_bytes(uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim,
+                         hs_kv_type type) {
+  return (size_t)n_layer * n_head_kv * 2 * HS_KV_BLOCK * head_dim * (type == HS_KV_F32 ? 4 : 2);
+}
+
 int hs_kv_pool_init(hs_kv_pool *p, uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim,
                     hs_kv_type type, size_t budget) {
   memset(p, 0, sizeof *p);
@@ -30,7 +35,7 @@ int hs_kv_pool_init(hs_kv_pool *p, uint32_t n_layer, uint32_t n_head_kv, uint32_
   p->n_heads_kv = n_head_kv;
   p->v_offset = (size_t)HS_KV_BLOCK * head_dim * p->elem;
   p->head_bytes = 2 * p->v_offset;
-  p->block_bytes = (size_t)n_layer * n_head_kv * p->head_bytes;
+  p->block_bytes = hs_kv_block_bytes(n_layer, n_head_kv, head_dim, type);
   size_t n = budget / p->block_bytes;
   if (n == 0) return HS_EINVAL;
   if (n > UINT32_MAX - 1) n = UINT32_MAX - 1;

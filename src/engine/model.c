@@ -196,8 +196,7 @@ static int open_kv(hs_model *m, const hs_model_opts *o) {
   hs_kv_type type = o ? o->kv_type : HS_KV_F16;
   if (type != HS_KV_F16 && type != HS_KV_F32)
     return hs_set_error(&err, HS_EINVAL, "unknown KV cache type %d", (int)type);
-  size_t elem = type == HS_KV_F32 ? 4 : 2;
-  size_t block = (size_t)p->n_layer * p->n_head_kv * 2 * HS_KV_BLOCK * p->head_dim * elem;
+  size_t block = hs_kv_block_bytes(p->n_layer, p->n_head_kv, p->head_dim, type);
   size_t budget = o ? o->kv_bytes : 0;
   if (budget == 0) {
     uint32_t ctx = p->n_ctx_train < 4096 ? p->n_ctx_train : 4096;

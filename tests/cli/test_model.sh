@@ -1,7 +1,7 @@
 # test_model.sh: the engine through the CLI on small synthetic models: `model synth` with learned
 # vocabularies (BPE and SPM) and its errors, `model info`, `tokenize`/`detokenize` round trips,
 # `generate` (greedy determinism, seeds, limits, stop strings, JSON-schema and grammar
-# constraints, chat templates, context overruns) and `bench engine --json`.
+# constraints, chat templates, context overruns), `bench engine --json` and `bench swarm --json`.
 . "$(dirname "$0")/lib.bash"
 
 printf 'def add(a, b):\n    return a + b\n\nThe quick brown fox jumps over the lazy dog.\n' > corpus.txt
@@ -158,4 +158,20 @@ expect_status 0 "$HSWARM" bench engine -m bpe.gguf --prompt 16 --gen 4 --repeat 
 expect_json
 jq -e '.prefill_tokens_per_second > 0 and .decode_tokens_per_second > 0 and .decode_weight_gb_per_second > 0' out.txt >/dev/null ||
   fail "bench engine figures: $(cat out.txt)"
+
+# ---- bench swarm ----
+# 8 agents, a shared 64-token prefix, 8 own tokens, 4 generated each: every run generates all the
+# tokens; the full run computes the shared prefix once; KV figures come from the block size the
+# bench computed before opening the model
+expect_status 0 "$HSWARM" bench swarm -m bpe.gguf --agents 8 --prefix 64 --suffix 8 --gen 4 \
+  --ablations no-cache --json
+expect_json
+jq -e '[.runs[] | .generated_tokens == 32 and .prompt_tokens == 576] | all' out.txt >/dev/null ||
+  fail "bench swarm token counts: $(cat out.txt)"
+jq -e '.runs[0].name == "full" and .runs[0].prompt_tokens_reused > 0 and
+       .runs[1].name == "no-cache" and .runs[1].prompt_tokens_reused == 0 and
+       .runs[0].kv_bytes_per_agent > 0 and .runs[0].kv_peak_bytes > 0' out.txt >/dev/null ||
+  fail "bench swarm figures: $(cat out.txt)"
+expect_status 3 "$HSWARM" bench swarm -m no/such.gguf --agents 2
+expect_in err.txt "no/such.gguf"
 echo "ok"

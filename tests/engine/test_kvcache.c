@@ -63,7 +63,12 @@ static int group_setup(void **state) {
   hs_kv_stats st;
   hs_kv_get_stats(m, &st);
   block_bytes = st.block_bytes;
-  n_vocab = hs_model_get_params(m)->n_vocab;
+  const hs_model_params *p = hs_model_get_params(m);
+  n_vocab = p->n_vocab;
+  /* the size a caller computes before opening is the size the pool uses */
+  if (hs_kv_block_bytes(p->n_layer, p->n_head_kv, p->head_dim, HS_KV_F16) != block_bytes ||
+      hs_kv_block_bytes(p->n_layer, p->n_head_kv, p->head_dim, HS_KV_F32) != 2 * block_bytes)
+    return -1;
   hs_model_close(m);
   return 0;
 }
