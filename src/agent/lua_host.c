@@ -24,17 +24,12 @@
 #include <string.h>
 
 #include "agent/rt.h"
+#include "core/embedded.h"
 #include "hswarm/alloc.h"
 #include "hswarm/error.h"
 
 #define HOOK_PERIOD 1000
 
-struct hs_embedded_lua {
-  const char *name;
-  const char *source;
-  size_t len;
-};
-extern const struct hs_embedded_lua hs_embedded_lua_libs[];
 
 int lua_raisef(lua_State *L, const char *fmt, ...) {
   char buf[HS_ERRMSG_SIZE];
@@ -259,11 +254,11 @@ static int sandbox_require(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, "hswarm.loaded");
   if (lua_getfield(L, -1, name) != LUA_TNIL) return 1;
   lua_pop(L, 1);
-  for (const struct hs_embedded_lua *lib = hs_embedded_lua_libs; lib->name; lib++) {
+  for (const struct hs_embedded_file *lib = hs_embedded_lua_libs; lib->name; lib++) {
     if (strcmp(lib->name, name) != 0) continue;
     char chunkname[128];
     snprintf(chunkname, sizeof chunkname, "=%s.lua", lib->name);
-    if (luaL_loadbufferx(L, lib->source, lib->len, chunkname, "t") != LUA_OK) return lua_error(L);
+    if (luaL_loadbufferx(L, lib->text, lib->len, chunkname, "t") != LUA_OK) return lua_error(L);
     lua_pushstring(L, name);
     lua_call(L, 1, 1);
     if (lua_isnil(L, -1)) {
@@ -276,7 +271,7 @@ static int sandbox_require(lua_State *L) {
   }
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  for (const struct hs_embedded_lua *lib = hs_embedded_lua_libs; lib->name; lib++) {
+  for (const struct hs_embedded_file *lib = hs_embedded_lua_libs; lib->name; lib++) {
     luaL_addstring(&b, lib == hs_embedded_lua_libs ? "" : ", ");
     luaL_addstring(&b, lib->name);
   }
