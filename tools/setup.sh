@@ -13,6 +13,7 @@ PACKAGES=(
   python3 python3-numpy python3-regex python3-torch libopenblas0-pthread
   libpcre2-dev libjansson-dev
   chromium   # renders the report of `hswarm demo --report` in its test (headless)
+  libtree-sitter-dev curl   # code intelligence: the parser runtime; curl fetches the grammars
 )
 
 missing=()
@@ -32,3 +33,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
 else
   echo "setup: all packages present" >&2
 fi
+
+# the tree-sitter grammars, from the npm registry at pinned versions (checked by SHA-256)
+bash "$(dirname "$0")/grammars.sh"

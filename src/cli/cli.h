@@ -19,6 +19,9 @@ int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+#ifdef HS_WITH_CODE
+int cmd_defs(int argc, char **argv); /* code_defs.c */
+#endif
 int cmd_bench_engine(int argc, char **argv); /* argv[1] is "engine" */
 int cmd_bench_swarm(int argc, char **argv);  /* argv[1] is "swarm" */
 

@@ -22,6 +22,9 @@ static void usage(FILE *f) {
         "  tokenize -m FILE TEXT      the token ids of a text\n"
         "  detokenize -m FILE IDS...  the text of token ids\n"
         "  embed -m FILE TEXT         the embedding of a text (pooled hidden states)\n"
+#ifdef HS_WITH_CODE
+        "  defs FILE...               the definitions (and references) found in source files\n"
+#endif
         "  version                    print the version\n"
         "\n"
         "Run `hswarm COMMAND --help` for the options of a command.\n",
@@ -44,6 +47,9 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
   if (!strcmp(cmd, "detokenize")) return cmd_detokenize(argc - 1, argv + 1);
   if (!strcmp(cmd, "embed")) return cmd_embed(argc - 1, argv + 1);
+#ifdef HS_WITH_CODE
+  if (!strcmp(cmd, "defs")) return cmd_defs(argc - 1, argv + 1);
+#endif
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
     puts("hswarm 0.1.0");
     return 0;
