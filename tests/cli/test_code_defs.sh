@@ -1,6 +1,7 @@
 # test_code_defs.sh: `hswarm defs` (src/cli/code_defs.c): definitions of the Python standard
 # library checked against Python's own ast module (tools/code/check_pydefs.py: recall and
-# precision of function and class definitions at 99% or more); the command's errors (unknown
+# precision of function and class definitions at 99% or more), and the C definitions of the
+# project's sources against Universal Ctags (tools/code/check_cdefs.py); the errors (unknown
 # language, missing file: the other files are still reported), --lang, --refs, --json.
 . "$(dirname "$0")/lib.bash"
 PY=/usr/bin/python3
@@ -9,6 +10,13 @@ expect_status 0 $PY "$SRC/tools/code/check_pydefs.py" "$HSWARM" "$STDLIB"
 cat out.txt
 jq -e '.files >= 300 and .ast_definitions >= 5000 and .recall >= 0.99 and .precision >= 0.99' \
   out.txt >/dev/null || fail "definitions against ast: $(cat out.txt)"
+
+# C: the project's own sources against Universal Ctags (tools/code/check_cdefs.py; macro
+# invocations ctags takes for functions, such as EXACT_GETTER(...), are its few differences)
+expect_status 0 $PY "$SRC/tools/code/check_cdefs.py" "$HSWARM" "$SRC/src" "$SRC/include"
+cat out.txt
+jq -e '.ctags_definitions >= 1000 and .recall >= 0.99 and .precision >= 0.99' out.txt >/dev/null ||
+  fail "C definitions against ctags: $(cat out.txt)"
 
 printf 'int twice(int x) { return helper(x) * 2; }\n' > a.c
 printf 'def f():\n    return g()\n' > script
