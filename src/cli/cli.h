@@ -20,7 +20,8 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 #ifdef HS_WITH_CODE
-int cmd_defs(int argc, char **argv); /* code_defs.c */
+int cmd_defs(int argc, char **argv);  /* code_defs.c */
+int cmd_patch(int argc, char **argv); /* code_patch.c */
 #endif
 int cmd_bench_engine(int argc, char **argv); /* argv[1] is "engine" */
 int cmd_bench_swarm(int argc, char **argv);  /* argv[1] is "swarm" */

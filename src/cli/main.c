@@ -24,6 +24,7 @@ static void usage(FILE *f) {
         "  embed -m FILE TEXT         the embedding of a text (pooled hidden states)\n"
 #ifdef HS_WITH_CODE
         "  defs FILE...               the definitions (and references) found in source files\n"
+        "  patch apply FILE           apply a function-level patch; print its unified diff\n"
 #endif
         "  version                    print the version\n"
         "\n"
@@ -49,6 +50,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "embed")) return cmd_embed(argc - 1, argv + 1);
 #ifdef HS_WITH_CODE
   if (!strcmp(cmd, "defs")) return cmd_defs(argc - 1, argv + 1);
+  if (!strcmp(cmd, "patch")) return cmd_patch(argc - 1, argv + 1);
 #endif
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
     puts("hswarm 0.1.0");
