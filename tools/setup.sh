@@ -14,6 +14,7 @@ PACKAGES=(
   libpcre2-dev libjansson-dev
   chromium   # renders the report of `hswarm demo --report` in its test (headless)
   libtree-sitter-dev curl   # code intelligence: the parser runtime; curl fetches the grammars
+  liblmdb-dev               # code intelligence: the knowledge base's symbols and graph
   universal-ctags   # an independent extractor the C definitions are checked against (tests)
 )
 

@@ -25,6 +25,10 @@ static void usage(FILE *f) {
 #ifdef HS_WITH_CODE
         "  defs FILE...               the definitions (and references) found in source files\n"
         "  patch apply FILE           apply a function-level patch; print its unified diff\n"
+        "  index [DIR]                index a repository's definitions and references\n"
+        "  sym NAME                   where NAME is defined (from the index)\n"
+        "  callers NAME               what calls NAME (--depth N: transitively)\n"
+        "  callees NAME               what NAME calls (--depth N: transitively)\n"
 #endif
         "  version                    print the version\n"
         "\n"
@@ -51,6 +55,10 @@ int main(int argc, char **argv) {
 #ifdef HS_WITH_CODE
   if (!strcmp(cmd, "defs")) return cmd_defs(argc - 1, argv + 1);
   if (!strcmp(cmd, "patch")) return cmd_patch(argc - 1, argv + 1);
+  if (!strcmp(cmd, "index")) return cmd_index(argc - 1, argv + 1);
+  if (!strcmp(cmd, "sym")) return cmd_sym(argc - 1, argv + 1);
+  if (!strcmp(cmd, "callers")) return cmd_callers(argc - 1, argv + 1);
+  if (!strcmp(cmd, "callees")) return cmd_callees(argc - 1, argv + 1);
 #endif
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
     puts("hswarm 0.1.0");

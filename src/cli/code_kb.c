@@ -1,0 +1,259 @@
+/* code_kb.c: the knowledge-base commands (hswarm/kb.h): `hswarm index [DIR]` (incremental, with
+ * a progress line and a summary), `hswarm sym NAME`, `hswarm callers NAME`, `hswarm callees
+ * NAME` (--depth N: transitive). Each finds the repository containing the current directory (or
+ * --repo DIR) and its index (or --index DIR); --json on each. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "hswarm/kb.h"
+
+typedef struct kb_args {
+  const char *repo, *index, *name;
+  int json, rebuild;
+  uint64_t depth;
+} kb_args;
+
+static void kb_usage(FILE *f, const char *cmd) {
+  if (!strcmp(cmd, "index"))
+    fputs("usage: hswarm index [DIR] [--index DIR] [--rebuild] [--json]\n"
+          "Indexes the repository containing DIR (default: the current directory): definitions\n"
+          "and references of its C, Python, JavaScript and TypeScript files, in an index kept\n"
+          "outside it (default: under ~/.cache/hswarm/index). Only changed files are parsed.\n"
+          "  --rebuild   discard the index and build it again\n",
+          f);
+  else
+    fprintf(f,
+            "usage: hswarm %s NAME [--repo DIR] [--index DIR]%s [--json]\n"
+            "NAME: a qualified name (Shape.area) or a plain one (area). Uses the index of the\n"
+            "repository containing the current directory (or DIR); run `hswarm index` first.\n%s",
+            cmd, strcmp(cmd, "sym") ? " [--depth N]" : "",
+            strcmp(cmd, "sym") ? "  --depth N   follow the calls N levels (1 to 16; default 1)\n"
+                               : "");
+}
+
+/* 0, or an exit code after a message. */
+static int parse_args(const char *cmd, int argc, char **argv, kb_args *a) {
+  *a = (kb_args){.depth = 1};
+  for (int i = 1; i < argc; i++) {
+    const char *s = argv[i];
+    if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+      kb_usage(stdout, cmd);
+      return -1;
+    } else if (!strcmp(s, "--json")) {
+      a->json = 1;
+    } else if (!strcmp(s, "--rebuild") && !strcmp(cmd, "index")) {
+      a->rebuild = 1;
+    } else if (!strcmp(s, "--repo") && i + 1 < argc) {
+      a->repo = argv[++i];
+    } else if (!strcmp(s, "--index") && i + 1 < argc) {
+      a->index = argv[++i];
+    } else if (!strcmp(s, "--depth") && i + 1 < argc && strcmp(cmd, "sym") && strcmp(cmd, "index")) {
+      if (cli_parse_u64(argv[++i], 0, &a->depth) != 0 || a->depth < 1 || a->depth > 16) {
+        fprintf(stderr, "hswarm %s: --depth must be 1 to 16\n", cmd);
+        return EXIT_USAGE;
+      }
+    } else if (s[0] == '-' && s[1]) {
+      fprintf(stderr, "hswarm %s: unknown option '%s'\n", cmd, s);
+      kb_usage(stderr, cmd);
+      return EXIT_USAGE;
+    } else if (!a->name) {
+      a->name = s;
+    } else {
+      fprintf(stderr, "hswarm %s: unexpected argument '%s'\n", cmd, s);
+      return EXIT_USAGE;
+    }
+  }
+  if (strcmp(cmd, "index") != 0 && !a->name) {
+    fprintf(stderr, "hswarm %s: no name given\n", cmd);
+    kb_usage(stderr, cmd);
+    return EXIT_USAGE;
+  }
+  return 0;
+}
+
+/* Opens the index of the repository containing dir. NULL after a message. */
+static hs_kb *open_kb(const char *cmd, const char *dir, const char *index, int create, int json) {
+  char root[4096];
+  if (hs_kb_find_root(dir ? dir : ".", root, sizeof root) != 0) {
+    fprintf(stderr, "hswarm %s: %s\n", cmd, hs_kb_last_error());
+    if (json) cli_json_error(cmd, hs_kb_last_error());
+    return NULL;
+  }
+  hs_kb *kb;
+  if (hs_kb_open(root, index, create, &kb) != 0) {
+    fprintf(stderr, "hswarm %s: %s\n", cmd, hs_kb_last_error());
+    if (json) cli_json_error(cmd, hs_kb_last_error());
+    return NULL;
+  }
+  return kb;
+}
+
+static int show_progress;
+static void progress(const hs_kb_index_stats *st, const char *path, uint64_t total, void *ud) {
+  (void)path, (void)ud;
+  if (!show_progress || (st->files % 64 != 0 && st->files != total)) return;
+  int width = 30, done = total ? (int)(st->files * (uint64_t)width / total) : width;
+  fprintf(stderr, "\r[%.*s%*s] %llu/%llu files, %llu parsed", done,
+          "##############################", width - done, "", (unsigned long long)st->files,
+          (unsigned long long)total, (unsigned long long)st->parsed);
+  if (st->files == total) fputc('\n', stderr);
+}
+
+int cmd_index(int argc, char **argv) {
+  kb_args a;
+  int rc = parse_args("index", argc, argv, &a);
+  if (rc) return rc < 0 ? 0 : rc;
+  hs_kb *kb = open_kb("index", a.name, a.index, a.rebuild ? 2 : 1, a.json);
+  if (!kb) return EXIT_ERROR;
+  show_progress = !a.json && isatty(2);
+  hs_kb_index_opts o = {.progress = progress};
+  hs_kb_index_stats st;
+  if (hs_kb_index(kb, &o, &st) != 0) {
+    fprintf(stderr, "hswarm index: %s\n", hs_kb_last_error());
+    if (a.json) cli_json_error("index", hs_kb_last_error());
+    hs_kb_close(kb);
+    return EXIT_ERROR;
+  }
+  double lps = st.seconds > 0 ? (double)st.lines_parsed / st.seconds : 0;
+  if (a.json) {
+    printf("{\"command\":\"index\",\"status\":\"ok\",\"root\":");
+    cli_json_string(stdout, hs_kb_root(kb));
+    printf(",\"index\":");
+    cli_json_string(stdout, hs_kb_dir(kb));
+    printf(",\"files\":%llu,\"parsed\":%llu,\"unchanged\":%llu,\"removed\":%llu,"
+           "\"skipped_large\":%llu,\"skipped_binary\":%llu,\"unreadable\":%llu,"
+           "\"with_syntax_errors\":%llu,\"definitions\":%llu,\"references\":%llu,"
+           "\"lines_parsed\":%llu,\"seconds\":%.3f,\"lines_per_second\":%.0f}\n",
+           (unsigned long long)st.files, (unsigned long long)st.parsed,
+           (unsigned long long)st.unchanged, (unsigned long long)st.removed,
+           (unsigned long long)st.skipped_large, (unsigned long long)st.skipped_binary,
+           (unsigned long long)st.unreadable, (unsigned long long)st.with_errors,
+           (unsigned long long)st.definitions, (unsigned long long)st.references,
+           (unsigned long long)st.lines_parsed, st.seconds, lps);
+  } else {
+    printf("indexed %s into %s\n", hs_kb_root(kb), hs_kb_dir(kb));
+    printf("%llu files: %llu parsed (%llu lines, %.0f lines/s), %llu unchanged, %llu removed\n",
+           (unsigned long long)st.files, (unsigned long long)st.parsed,
+           (unsigned long long)st.lines_parsed, lps, (unsigned long long)st.unchanged,
+           (unsigned long long)st.removed);
+    if (st.skipped_large || st.skipped_binary || st.unreadable || st.with_errors)
+      printf("skipped: %llu too large, %llu binary, %llu unreadable; %llu with syntax errors "
+             "(indexed for what parsed)\n",
+             (unsigned long long)st.skipped_large, (unsigned long long)st.skipped_binary,
+             (unsigned long long)st.unreadable, (unsigned long long)st.with_errors);
+    printf("%llu definitions, %llu references in %.2f s\n", (unsigned long long)st.definitions,
+           (unsigned long long)st.references, st.seconds);
+  }
+  hs_kb_close(kb);
+  return 0;
+}
+
+static void json_sym(const hs_kb_sym *s) {
+  printf("{\"kind\":");
+  if ((int)s->kind >= 0)
+    printf("\"%s\"", hs_def_kind_name(s->kind));
+  else
+    printf("\"file\"");
+  printf(",\"name\":");
+  cli_json_string(stdout, s->name);
+  printf(",\"qname\":");
+  cli_json_string(stdout, s->qname);
+  printf(",\"path\":");
+  cli_json_string(stdout, s->path);
+  printf(",\"start_line\":%u,\"end_line\":%u,\"signature\":", s->start_line, s->end_line);
+  cli_json_string(stdout, s->signature);
+  printf(",\"doc\":");
+  cli_json_string(stdout, s->doc);
+  printf("}");
+}
+
+int cmd_sym(int argc, char **argv) {
+  kb_args a;
+  int rc = parse_args("sym", argc, argv, &a);
+  if (rc) return rc < 0 ? 0 : rc;
+  hs_kb *kb = open_kb("sym", a.repo, a.index, 0, a.json);
+  if (!kb) return EXIT_ERROR;
+  hs_kb_syms *s;
+  if (hs_kb_lookup(kb, a.name, &s) != 0) {
+    fprintf(stderr, "hswarm sym: %s\n", hs_kb_last_error());
+    if (a.json) cli_json_error("sym", hs_kb_last_error());
+    hs_kb_close(kb);
+    return EXIT_ERROR;
+  }
+  if (a.json) {
+    printf("{\"command\":\"sym\",\"status\":\"ok\",\"name\":");
+    cli_json_string(stdout, a.name);
+    printf(",\"definitions\":[");
+    for (size_t i = 0; i < s->n; i++) {
+      printf("%s", i ? "," : "");
+      json_sym(&s->items[i]);
+    }
+    printf("]}\n");
+  } else {
+    for (size_t i = 0; i < s->n; i++)
+      printf("%s:%u-%u %s %s  %s\n", s->items[i].path, s->items[i].start_line,
+             s->items[i].end_line, hs_def_kind_name(s->items[i].kind), s->items[i].qname,
+             s->items[i].signature);
+    if (!s->n) fprintf(stderr, "hswarm sym: no definition named %s\n", a.name);
+  }
+  rc = s->n ? 0 : EXIT_FAILED;
+  hs_kb_syms_free(s);
+  hs_kb_close(kb);
+  return rc;
+}
+
+static int edges_cmd(const char *cmd, int forward, int argc, char **argv) {
+  kb_args a;
+  int rc = parse_args(cmd, argc, argv, &a);
+  if (rc) return rc < 0 ? 0 : rc;
+  hs_kb *kb = open_kb(cmd, a.repo, a.index, 0, a.json);
+  if (!kb) return EXIT_ERROR;
+  hs_kb_edges *e;
+  if (hs_kb_deps(kb, a.name, forward, (uint32_t)a.depth, &e) != 0) {
+    fprintf(stderr, "hswarm %s: %s\n", cmd, hs_kb_last_error());
+    if (a.json) cli_json_error(cmd, hs_kb_last_error());
+    hs_kb_close(kb);
+    return EXIT_ERROR;
+  }
+  if (a.json) {
+    printf("{\"command\":\"%s\",\"status\":\"ok\",\"name\":", cmd);
+    cli_json_string(stdout, a.name);
+    printf(",\"depth\":%llu,\"edges\":[", (unsigned long long)a.depth);
+    for (size_t i = 0; i < e->n; i++) {
+      const hs_kb_edge *x = &e->items[i];
+      printf("%s{\"depth\":%u,\"name\":", i ? "," : "", x->depth);
+      cli_json_string(stdout, x->name);
+      printf(",\"line\":%u,\"from\":", x->line);
+      json_sym(&x->from);
+      printf(",\"to\":");
+      if (x->resolved)
+        json_sym(&x->to);
+      else
+        printf("null");
+      printf("}");
+    }
+    printf("]}\n");
+  } else {
+    for (size_t i = 0; i < e->n; i++) {
+      const hs_kb_edge *x = &e->items[i];
+      const char *from = x->from.id ? x->from.qname : "(file level)";
+      if (forward)
+        printf("%*s%s -> %s%s%s:%u\n", 2 * (int)(x->depth - 1), "", from, x->name,
+               x->resolved ? " at " : " (not defined here), called at ",
+               x->resolved ? x->to.path : x->from.path, x->resolved ? x->to.start_line : x->line);
+      else
+        printf("%*s%s:%u %s calls %s\n", 2 * (int)(x->depth - 1), "", x->from.path, x->line,
+               from, x->name);
+    }
+    if (!e->n) fprintf(stderr, "hswarm %s: none for %s\n", cmd, a.name);
+  }
+  hs_kb_edges_free(e);
+  hs_kb_close(kb);
+  return 0;
+}
+
+int cmd_callers(int argc, char **argv) { return edges_cmd("callers", 0, argc, argv); }
+int cmd_callees(int argc, char **argv) { return edges_cmd("callees", 1, argc, argv); }

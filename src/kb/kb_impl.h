@@ -1,0 +1,93 @@
+/* kb_impl.h: the LMDB layout of a repository's knowledge base, shared by store.c (opening,
+ * records), index.c (updating) and graph.c (queries). Internal to src/kb/.
+ *
+ * Named databases (integers in keys and duplicate values are big-endian, so they sort):
+ *   meta       "version" -> KB_VERSION; "root" -> the repository's absolute path;
+ *              "next_sym" -> u64; "next_file" -> u32
+ *   files      path -> file_rec
+ *   file_ids   u32 file id -> path
+ *   syms       u64 symbol id -> sym_rec, then name, qname, signature, doc (each NUL-ended)
+ *   file_syms  u32 file id -> u64 symbol ids (duplicates, fixed size)
+ *   by_name    name -> u64 symbol ids (duplicates, fixed size); names over KB_MAX_KEY bytes are
+ *   by_qname   qname -> ...             cut there (a lookup then checks the whole name)
+ *   refs_from  u64 from id -> ref_out (duplicates): the references a definition (or, with
+ *              KB_FILE_BIT | file id, a file at its top level) makes
+ *   refs_to    name -> ref_in (duplicates, fixed size): who references that name
+ */
+#ifndef HS_KB_IMPL_H
+#define HS_KB_IMPL_H
+
+#include <lmdb.h>
+#include <limits.h>
+#include <stdint.h>
+
+#include "core/last_error.h"
+#include "hswarm/kb.h"
+
+#define KB_VERSION "hswarm-kb 1"
+#define KB_MAX_KEY 480
+#define KB_FILE_BIT (1ull << 63)
+
+extern _Thread_local hs_errbuf hs_kb_err;
+
+struct hs_kb {
+  MDB_env *env;
+  MDB_dbi meta, files, file_ids, syms, file_syms, by_name, by_qname, refs_from, refs_to;
+  char root[PATH_MAX];
+  char dir[PATH_MAX];
+};
+
+typedef struct file_rec {
+  uint32_t file_id;
+  uint8_t lang;
+  uint8_t pad[3];
+  uint64_t hash;
+  uint64_t size;
+  int64_t mtime_ns;
+  uint32_t n_defs;
+  uint32_t n_lines;
+} file_rec;
+
+typedef struct sym_rec {
+  uint32_t file_id;
+  uint8_t kind;
+  uint8_t lang;
+  uint16_t pad;
+  uint32_t start_byte, end_byte, start_line, end_line;
+  uint64_t hash;
+  uint64_t parent;
+} sym_rec;
+
+typedef struct ref_in {
+  uint8_t from[8];   /* big-endian id */
+  uint8_t kind;
+  uint8_t pad[3];
+  uint8_t line[4];   /* big-endian */
+} ref_in;
+
+/* ref_out: kind (1 byte), line (4 bytes big-endian), then the name (at most KB_MAX_KEY bytes). */
+
+void kb_put_u64(uint8_t *p, uint64_t v);
+uint64_t kb_get_u64(const uint8_t *p);
+void kb_put_u32(uint8_t *p, uint32_t v);
+uint32_t kb_get_u32(const uint8_t *p);
+
+/* An LMDB failure as an HS_E* code with a message naming what was being done. */
+int kb_fail(int mdb_rc, const char *what);
+
+/* A name as a key: cut to KB_MAX_KEY bytes. */
+MDB_val kb_name_key(const char *name);
+
+/* Decodes a syms value into s; the strings point into the value (valid during the transaction).
+ * 0, or HS_ECORRUPT. */
+int kb_decode_sym(uint64_t id, const MDB_val *v, hs_kb_sym *s);
+
+/* Reads symbol id in txn into s, with its path; every string of s is an own copy
+ * (kb_sym_release). 0, HS_ENOENT, HS_ECORRUPT, HS_ENOMEM. */
+int kb_read_sym(hs_kb *kb, MDB_txn *txn, uint64_t id, hs_kb_sym *s);
+void kb_sym_release(hs_kb_sym *s);
+
+/* The path of a file id into buf (NUL-terminated). 0, HS_ENOENT. */
+int kb_file_path(hs_kb *kb, MDB_txn *txn, uint32_t file_id, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,60 @@
+# test_code_kb.sh: `hswarm index`, `sym`, `callers`, `callees` (src/cli/code_kb.c) on a git
+# repository made here: ignored files left out (git ls-files), the repository found from a
+# subdirectory, the index kept outside it (--index, or the cache directory), incremental
+# re-indexing, transitive callers, --json, and the errors (no index yet, an unknown name).
+. "$(dirname "$0")/lib.bash"
+export XDG_CACHE_HOME="$WORK/cache"
+mkdir -p repo/pkg repo/gen && cd repo
+git init -q .
+printf 'gen/\n' > .gitignore
+cat > pkg/calc.py <<'PY'
+def square(x):
+    return x * x
+
+
+def area(side):
+    return square(side)
+
+
+class Report:
+    def show(self, side):
+        return "area %d" % area(side)
+PY
+printf 'def generated():\n    return 1\n' > gen/out.py
+cd pkg
+expect_status 3 "$HSWARM" sym square
+expect_in err.txt "run \`hswarm index"
+expect_status 0 "$HSWARM" index --json
+expect_json
+jq -e '.files == 1 and .parsed == 1 and .definitions == 4' out.txt >/dev/null ||
+  fail "index: $(cat out.txt)"   # gen/ is ignored by git
+index_dir=$(jq -r .index out.txt)
+case "$index_dir" in "$XDG_CACHE_HOME"/hswarm/index/repo-*) ;; *) fail "index in $index_dir" ;; esac
+[ -z "$(find .. -name '*.mdb')" ] || fail "the index was written inside the repository"
+expect_status 0 "$HSWARM" sym area
+expect_in out.txt "pkg/calc.py:5-6 function area  def area(side):"
+expect_status 0 "$HSWARM" sym Report.show --json
+[ "$(jq -r '.definitions[0].kind' out.txt)" = method ] || fail "sym --json: $(cat out.txt)"
+expect_status 1 "$HSWARM" sym nothing_here
+expect_in err.txt "no definition named nothing_here"
+expect_status 0 "$HSWARM" callers square --depth 3
+expect_in out.txt "pkg/calc.py:6 area calls square"
+expect_in out.txt "  pkg/calc.py:11 Report.show calls area"
+expect_status 0 "$HSWARM" callees Report.show --json
+[ "$(jq -r '.edges[0].to.qname' out.txt)" = area ] || fail "callees --json: $(cat out.txt)"
+# incremental: one changed file parsed, the others not
+printf 'def cube(x):\n    return x ** 3\n' > extra.py
+expect_status 0 "$HSWARM" index --json
+jq -e '.files == 2 and .parsed == 1 and .unchanged == 1' out.txt >/dev/null ||
+  fail "re-index: $(cat out.txt)"
+expect_status 0 "$HSWARM" index .. --rebuild --json
+jq -e '.parsed == 2' out.txt >/dev/null || fail "--rebuild: $(cat out.txt)"
+# --index and --repo from elsewhere
+cd "$WORK"
+expect_status 0 "$HSWARM" index repo --index "$WORK/idx"
+expect_in out.txt "into $WORK/idx"
+expect_status 0 "$HSWARM" sym cube --repo repo --index "$WORK/idx"
+expect_in out.txt "pkg/extra.py:1-2 function cube"
+expect_status 2 "$HSWARM" callers square --depth 40 --repo repo
+expect_status 2 "$HSWARM" sym
+echo "ok"
