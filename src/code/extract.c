@@ -369,7 +369,7 @@ static int32_t innermost(const hs_def *defs, size_t n, uint32_t byte) {
 }
 
 static int build_defs(work *w, size_t *n_out) {
-  qsort(w->cands, w->n_cands, sizeof *w->cands, cmp_cand);
+  if (w->n_cands) qsort(w->cands, w->n_cands, sizeof *w->cands, cmp_cand);
   size_t n = 0; /* one definition per (range, name): the first pattern wins */
   for (size_t i = 0; i < w->n_cands; i++) {
     if (n && ts_node_eq(w->cands[n - 1].outer, w->cands[i].outer) &&
@@ -532,7 +532,7 @@ int hs_code_parse(hs_lang lang, const char *text, size_t len, hs_parsed **out) {
     return hs_set_error(&err, HS_ENOMEM, "code: out of memory");
   }
   for (size_t i = 0; i < n_defs; i++) def_names[i] = w.defs[i].name_byte;
-  qsort(def_names, n_defs, sizeof *def_names, cmp_u32);
+  if (n_defs) qsort(def_names, n_defs, sizeof *def_names, cmp_u32);
   size_t nr = 0;
   for (size_t i = 0; i < w.n_refs; i++) {
     if (n_defs && bsearch(&w.refs[i].byte, def_names, n_defs, sizeof *def_names, cmp_u32))
@@ -541,7 +541,7 @@ int hs_code_parse(hs_lang lang, const char *text, size_t len, hs_parsed **out) {
     w.refs[nr++] = w.refs[i];
   }
   hs_free(def_names);
-  qsort(w.refs, nr, sizeof *w.refs, cmp_ref);
+  if (nr) qsort(w.refs, nr, sizeof *w.refs, cmp_ref);
   for (size_t i = 0; i < nr; i++) {
     w.refs[i].def = innermost(w.defs, n_defs, w.refs[i].byte);
     w.refs[i].name = w.strings.d + (uintptr_t)w.refs[i].name;

@@ -245,7 +245,7 @@ static int make_edits(result_impl *r, const char *path, const char *text, size_t
   hs_free(target);
   *n_ed = k;
   if (bad) return -1;
-  qsort(ed, k, sizeof *ed, cmp_edit);
+  if (k) qsort(ed, k, sizeof *ed, cmp_edit);
   for (size_t i = 1; i < k; i++)
     if (ed[i].start < ed[i - 1].end) {
       add_error(r, "line %u: overlaps the operation of line %u in %s", ed[i].op->line,

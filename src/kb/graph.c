@@ -105,7 +105,7 @@ static int lookup_in(hs_kb *kb, MDB_txn *txn, const char *name, hs_kb_syms *s, s
   int rc = 0;
   if (strchr(name, '.')) rc = collect_named(kb, txn, kb->by_qname, name, 1, s, cap);
   if (!rc && s->n == 0) rc = collect_named(kb, txn, kb->by_name, name, 0, s, cap);
-  if (!rc) qsort(s->items, s->n, sizeof *s->items, cmp_sym);
+  if (!rc && s->n) qsort(s->items, s->n, sizeof *s->items, cmp_sym);
   return rc;
 }
 
@@ -161,7 +161,7 @@ int hs_kb_file_syms(hs_kb *kb, const char *path, hs_kb_syms **out) {
         kb_sym_release(&x);
     }
     hs_free(ids);
-    if (!rc) qsort((*out)->items, (*out)->n, sizeof *(*out)->items, cmp_sym);
+    if (!rc && (*out)->n) qsort((*out)->items, (*out)->n, sizeof *(*out)->items, cmp_sym);
   }
   mdb_txn_abort(txn);
   if (rc) {

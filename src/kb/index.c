@@ -426,7 +426,8 @@ static int remove_gone(hs_kb *kb, MDB_txn *txn, const paths *seen, hs_kb_index_s
     memcpy(path, k.mv_data, n);
     path[n] = 0;
     const char *pp = path;
-    if (!bsearch(&pp, seen->v, seen->n, sizeof *seen->v, cmp_str) && paths_add(&gone, path, n))
+    if ((!seen->n || !bsearch(&pp, seen->v, seen->n, sizeof *seen->v, cmp_str)) &&
+        paths_add(&gone, path, n))
       rc = ENOMEM;
     if (!rc) rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
   }
@@ -472,7 +473,7 @@ int hs_kb_index(hs_kb *kb, const hs_kb_index_opts *o, hs_kb_index_stats *out) {
       return hs_set_error(&hs_kb_err, HS_ENOMEM, "kb: out of memory listing files");
     }
   }
-  qsort(files.v, files.n, sizeof *files.v, cmp_str);
+  if (files.n) qsort(files.v, files.n, sizeof *files.v, cmp_str);
   MDB_txn *txn;
   if ((rc = mdb_txn_begin(kb->env, NULL, 0, &txn)) != 0) {
     paths_free(&files);
