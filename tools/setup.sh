@@ -15,6 +15,7 @@ PACKAGES=(
   chromium   # renders the report of `hswarm demo --report` in its test (headless)
   libtree-sitter-dev curl   # code intelligence: the parser runtime; curl fetches the grammars
   liblmdb-dev               # code intelligence: the knowledge base's symbols and graph
+  libsqlite3-dev            # code intelligence: full-text search (FTS5)
   universal-ctags   # an independent extractor the C definitions are checked against (tests)
 )
 

@@ -137,6 +137,26 @@ int hs_kb_callees(hs_kb *kb, const char *name, hs_kb_edges **out);
 int hs_kb_deps(hs_kb *kb, const char *name, int forward, uint32_t depth, hs_kb_edges **out);
 void hs_kb_edges_free(hs_kb_edges *e);
 
+/* ---- tier 3: search ---- */
+typedef struct hs_kb_hit {
+  hs_kb_sym sym;
+  double score;           /* higher is better */
+} hs_kb_hit;
+
+typedef struct hs_kb_hits {
+  hs_kb_hit *items;       /* best first */
+  size_t n;
+  const char *method;     /* how they were ranked: "full text (BM25)" */
+} hs_kb_hits;
+
+/* Definitions matching query (words; identifiers are also split into their words: parseFile
+ * finds parse_file), at most limit (1 to 1000), best first. Full text over names, the words of
+ * names, signatures, doc comments and bodies, ranked by BM25 with those columns weighted
+ * 10, 5, 3, 2, 1. 0, HS_EINVAL (no words in query; limit), HS_EIO (the full-text index is out of
+ * date: index again). */
+int hs_kb_search(hs_kb *kb, const char *query, size_t limit, hs_kb_hits **out);
+void hs_kb_hits_free(hs_kb_hits *h);
+
 /* The calling thread's last error message of this module. Never NULL. */
 const char *hs_kb_last_error(void);
 

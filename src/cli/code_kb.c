@@ -13,7 +13,7 @@
 typedef struct kb_args {
   const char *repo, *index, *name;
   int json, rebuild;
-  uint64_t depth;
+  uint64_t depth, limit;
 } kb_args;
 
 static void kb_usage(FILE *f, const char *cmd) {
@@ -23,6 +23,12 @@ static void kb_usage(FILE *f, const char *cmd) {
           "and references of its C, Python, JavaScript and TypeScript files, in an index kept\n"
           "outside it (default: under ~/.cache/hswarm/index). Only changed files are parsed.\n"
           "  --rebuild   discard the index and build it again\n",
+          f);
+  else if (!strcmp(cmd, "search"))
+    fputs("usage: hswarm search QUERY [--limit N] [--repo DIR] [--index DIR] [--json]\n"
+          "The definitions best matching QUERY's words (identifiers are split into words too)\n"
+          "over names, signatures, doc comments and bodies: full text, ranked by BM25.\n"
+          "  --limit N   at most N results (1 to 1000; default 10)\n",
           f);
   else
     fprintf(f,
@@ -36,7 +42,7 @@ static void kb_usage(FILE *f, const char *cmd) {
 
 /* 0, or an exit code after a message. */
 static int parse_args(const char *cmd, int argc, char **argv, kb_args *a) {
-  *a = (kb_args){.depth = 1};
+  *a = (kb_args){.depth = 1, .limit = 10};
   for (int i = 1; i < argc; i++) {
     const char *s = argv[i];
     if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
@@ -55,6 +61,11 @@ static int parse_args(const char *cmd, int argc, char **argv, kb_args *a) {
         fprintf(stderr, "hswarm %s: --depth must be 1 to 16\n", cmd);
         return EXIT_USAGE;
       }
+    } else if (!strcmp(s, "--limit") && i + 1 < argc && !strcmp(cmd, "search")) {
+      if (cli_parse_u64(argv[++i], 0, &a->limit) != 0 || a->limit < 1 || a->limit > 1000) {
+        fprintf(stderr, "hswarm search: --limit must be 1 to 1000\n");
+        return EXIT_USAGE;
+      }
     } else if (s[0] == '-' && s[1]) {
       fprintf(stderr, "hswarm %s: unknown option '%s'\n", cmd, s);
       kb_usage(stderr, cmd);
@@ -67,7 +78,7 @@ static int parse_args(const char *cmd, int argc, char **argv, kb_args *a) {
     }
   }
   if (strcmp(cmd, "index") != 0 && !a->name) {
-    fprintf(stderr, "hswarm %s: no name given\n", cmd);
+    fprintf(stderr, "hswarm %s: no %s given\n", cmd, strcmp(cmd, "search") ? "name" : "query");
     kb_usage(stderr, cmd);
     return EXIT_USAGE;
   }
@@ -257,3 +268,43 @@ static int edges_cmd(const char *cmd, int forward, int argc, char **argv) {
 
 int cmd_callers(int argc, char **argv) { return edges_cmd("callers", 0, argc, argv); }
 int cmd_callees(int argc, char **argv) { return edges_cmd("callees", 1, argc, argv); }
+
+int cmd_search(int argc, char **argv) {
+  kb_args a;
+  int rc = parse_args("search", argc, argv, &a);
+  if (rc) return rc < 0 ? 0 : rc;
+  hs_kb *kb = open_kb("search", a.repo, a.index, 0, a.json);
+  if (!kb) return EXIT_ERROR;
+  hs_kb_hits *h;
+  if (hs_kb_search(kb, a.name, (size_t)a.limit, &h) != 0) {
+    fprintf(stderr, "hswarm search: %s\n", hs_kb_last_error());
+    if (a.json) cli_json_error("search", hs_kb_last_error());
+    hs_kb_close(kb);
+    return EXIT_ERROR;
+  }
+  if (a.json) {
+    printf("{\"command\":\"search\",\"status\":\"ok\",\"query\":");
+    cli_json_string(stdout, a.name);
+    printf(",\"method\":");
+    cli_json_string(stdout, h->method);
+    printf(",\"semantic\":false,\"hits\":[");
+    for (size_t i = 0; i < h->n; i++) {
+      printf("%s{\"score\":%.4f,\"definition\":", i ? "," : "", h->items[i].score);
+      json_sym(&h->items[i].sym);
+      printf("}");
+    }
+    printf("]}\n");
+  } else {
+    printf("search: %s; full text only (no semantic search without a model)\n", h->method);
+    for (size_t i = 0; i < h->n; i++) {
+      const hs_kb_sym *s = &h->items[i].sym;
+      printf("%7.3f %s:%u-%u %s %s  %s\n", h->items[i].score, s->path, s->start_line,
+             s->end_line, hs_def_kind_name(s->kind), s->qname, s->signature);
+    }
+    if (!h->n) fprintf(stderr, "hswarm search: nothing matches %s\n", a.name);
+  }
+  rc = h->n ? 0 : EXIT_FAILED;
+  hs_kb_hits_free(h);
+  hs_kb_close(kb);
+  return rc;
+}

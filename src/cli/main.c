@@ -29,6 +29,7 @@ static void usage(FILE *f) {
         "  sym NAME                   where NAME is defined (from the index)\n"
         "  callers NAME               what calls NAME (--depth N: transitively)\n"
         "  callees NAME               what NAME calls (--depth N: transitively)\n"
+        "  search QUERY               definitions matching QUERY (full text, BM25)\n"
 #endif
         "  version                    print the version\n"
         "\n"
@@ -59,6 +60,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "sym")) return cmd_sym(argc - 1, argv + 1);
   if (!strcmp(cmd, "callers")) return cmd_callers(argc - 1, argv + 1);
   if (!strcmp(cmd, "callees")) return cmd_callees(argc - 1, argv + 1);
+  if (!strcmp(cmd, "search")) return cmd_search(argc - 1, argv + 1);
 #endif
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
     puts("hswarm 0.1.0");

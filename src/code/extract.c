@@ -166,12 +166,13 @@ static int cmp_cand(const void *pa, const void *pb) {
   return a->pattern < b->pattern ? -1 : a->pattern > b->pattern;
 }
 
-/* The body of a definition, following the value of a declaration (const f = () => {...}). */
+/* The body of a definition, following the value of a declaration (const f = () => {...}) and
+ * the type of a typedef (typedef struct {...} t). */
 static TSNode find_body(TSNode n, int depth) {
-  static const char *const follow[] = {"value", "definition", "declaration"};
+  static const char *const follow[] = {"value", "definition", "declaration", "type"};
   TSNode b = ts_node_child_by_field_name(n, "body", 4);
   if (!ts_node_is_null(b) || depth == 0) return b;
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 4; i++) {
     TSNode c = ts_node_child_by_field_name(n, follow[i], (uint32_t)strlen(follow[i]));
     if (!ts_node_is_null(c)) {
       b = find_body(c, depth - 1);

@@ -18,6 +18,7 @@
 #include "kb/kb_impl.h"
 
 #define DEFAULT_MAX_FILE (4ull << 20)
+#define KB_FTS_FAILED (-1) /* an SQLite failure (message already set), among LMDB codes */
 
 /* ---- the file list ---- */
 
@@ -220,6 +221,7 @@ static int remove_file_records(hs_kb *kb, MDB_txn *txn, uint32_t file_id) {
       }
       if (!rc) rc = mdb_del(txn, kb->syms, &skey, NULL);
     }
+    if (!rc && kb_fts_delete(kb->fts, ids[i]) != 0) rc = KB_FTS_FAILED;
     if (!rc) rc = remove_refs_from(kb, txn, ids[i]);
   }
   hs_free(ids);
@@ -246,7 +248,7 @@ static int next_counter(hs_kb *kb, MDB_txn *txn, const char *name, uint64_t *out
 }
 
 static int add_symbols(hs_kb *kb, MDB_txn *txn, uint32_t file_id, hs_lang lang,
-                       const hs_parsed *p) {
+                       const hs_parsed *p, const char *text) {
   uint64_t *ids = hs_calloc(p->n_defs ? p->n_defs : 1, sizeof *ids);
   if (!ids) return ENOMEM;
   int rc = 0;
@@ -284,6 +286,9 @@ static int add_symbols(hs_kb *kb, MDB_txn *txn, uint32_t file_id, hs_lang lang,
     if (!rc) rc = mdb_put(txn, kb->by_name, &nk, &id, 0);
     if (!rc) rc = mdb_put(txn, kb->by_qname, &qk, &id, 0);
     if (!rc) rc = mdb_put(txn, kb->file_syms, &fkey, &id, 0);
+    if (!rc && kb_fts_insert(kb->fts, ids[i], d->name, d->qname, d->signature, d->doc,
+                             text + d->start_byte, d->end_byte - d->start_byte) != 0)
+      rc = KB_FTS_FAILED;
   }
   for (size_t i = 0; !rc && i < p->n_refs; i++) {
     const hs_ref *r = &p->refs[i];
@@ -332,7 +337,7 @@ static char *read_whole(const char *path, size_t size, size_t *len) {
 }
 
 /* One file: unchanged, parsed and replaced, or skipped. */
-static int index_file(hs_kb *kb, MDB_txn *txn, const char *rel, uint64_t max,
+static int index_file(hs_kb *kb, MDB_txn *txn, const char *rel, uint64_t max, int force,
                       hs_kb_index_stats *st) {
   char full[PATH_MAX * 2];
   snprintf(full, sizeof full, "%s/%s", kb->root, rel);
@@ -347,7 +352,7 @@ static int index_file(hs_kb *kb, MDB_txn *txn, const char *rel, uint64_t max,
     return 0; /* a vanished file is removed with the others that are gone */
   }
   int64_t mtime = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
-  if (known && old.size == (uint64_t)sb.st_size && old.mtime_ns == mtime) {
+  if (!force && known && old.size == (uint64_t)sb.st_size && old.mtime_ns == mtime) {
     st->unchanged++;
     return 0;
   }
@@ -373,7 +378,7 @@ static int index_file(hs_kb *kb, MDB_txn *txn, const char *rel, uint64_t max,
   file_rec rec = known ? old : (file_rec){0};
   rec.size = (uint64_t)sb.st_size;
   rec.mtime_ns = mtime;
-  if (known && old.hash == hash) {
+  if (!force && known && old.hash == hash) {
     st->unchanged++;
     hs_free(text);
     MDB_val nv = {sizeof rec, &rec};
@@ -390,7 +395,6 @@ static int index_file(hs_kb *kb, MDB_txn *txn, const char *rel, uint64_t max,
   for (size_t i = 0; i < len; i++) st->lines_parsed += text[i] == '\n';
   if (len && text[len - 1] != '\n') st->lines_parsed++;
   st->with_errors += p->n_errors > 0;
-  hs_free(text);
   if (known) {
     rc = remove_file_records(kb, txn, old.file_id);
   } else {
@@ -405,8 +409,9 @@ static int index_file(hs_kb *kb, MDB_txn *txn, const char *rel, uint64_t max,
   rec.lang = (uint8_t)lang;
   rec.hash = hash;
   rec.n_defs = (uint32_t)p->n_defs;
-  if (!rc) rc = add_symbols(kb, txn, rec.file_id, lang, p);
+  if (!rc) rc = add_symbols(kb, txn, rec.file_id, lang, p, text);
   hs_parsed_free(p);
+  hs_free(text);
   MDB_val nv = {sizeof rec, &rec};
   if (!rc) rc = mdb_put(txn, kb->files, &key, &nv, 0);
   return rc;
@@ -479,8 +484,16 @@ int hs_kb_index(hs_kb *kb, const hs_kb_index_opts *o, hs_kb_index_stats *out) {
     paths_free(&files);
     return kb_fail(rc, "begin");
   }
+  /* the full-text index changes in its own transaction, committed right after LMDB's; when it
+   * disagrees with LMDB (see kb_fts_open), every file is parsed again and it is rebuilt */
+  int force = kb->fts_stale;
+  if (kb_fts_begin(kb->fts) != 0 || (force && kb_fts_clear(kb->fts) != 0)) {
+    mdb_txn_abort(txn);
+    paths_free(&files);
+    return HS_EIO;
+  }
   for (size_t i = 0; !rc && i < files.n; i++) {
-    rc = index_file(kb, txn, files.v[i], max, &st);
+    rc = index_file(kb, txn, files.v[i], max, force, &st);
     if (o && o->progress) o->progress(&st, files.v[i], files.n, o->ud);
   }
   if (!rc) rc = remove_gone(kb, txn, &files, &st);
@@ -490,12 +503,34 @@ int hs_kb_index(hs_kb *kb, const hs_kb_index_opts *o, hs_kb_index_stats *out) {
     if (mdb_stat(txn, kb->syms, &ms) == 0) st.definitions = ms.ms_entries;
     if (mdb_stat(txn, kb->refs_to, &ms) == 0) st.references = ms.ms_entries;
   }
+  uint64_t epoch = kb->epoch + 1;
+  if (!rc) {
+    uint8_t e[8];
+    kb_put_u64(e, epoch);
+    MDB_val k = {9, "fts_epoch"}, v = {8, e};
+    rc = mdb_put(txn, kb->meta, &k, &v, 0);
+  }
   if (rc) {
     mdb_txn_abort(txn);
-    return rc == ENOMEM ? hs_set_error(&hs_kb_err, HS_ENOMEM, "kb: out of memory")
-                        : kb_fail(rc, "indexing");
+    kb_fts_rollback(kb->fts);
+    return rc == KB_FTS_FAILED ? HS_EIO
+           : rc == ENOMEM      ? hs_set_error(&hs_kb_err, HS_ENOMEM, "kb: out of memory")
+                               : kb_fail(rc, "indexing");
   }
-  if ((rc = mdb_txn_commit(txn)) != 0) return kb_fail(rc, "commit");
+  if ((rc = mdb_txn_commit(txn)) != 0) {
+    kb_fts_rollback(kb->fts);
+    return kb_fail(rc, "commit");
+  }
+  kb->epoch = epoch;
+  if (kb_fts_commit(kb->fts, epoch) != 0) {
+    char why[HS_ERRMSG_SIZE];
+    snprintf(why, sizeof why, "%s", hs_kb_last_error());
+    kb->fts_stale = 1;
+    return hs_set_error(&hs_kb_err, HS_EIO,
+                        "kb: the symbols are indexed but the full-text index could not be saved "
+                        "(%.300s); the next indexing rebuilds it", why);
+  }
+  kb->fts_stale = 0;
   st.seconds = now_s() - t0;
   if (out) *out = st;
   return 0;

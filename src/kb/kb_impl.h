@@ -13,6 +13,7 @@
  *   refs_from  u64 from id -> ref_out (duplicates): the references a definition (or, with
  *              KB_FILE_BIT | file id, a file at its top level) makes
  *   refs_to    name -> ref_in (duplicates, fixed size): who references that name
+ * and meta "fts_epoch" -> u64: the epoch the full-text index (fts.c, fts.sqlite) must carry.
  */
 #ifndef HS_KB_IMPL_H
 #define HS_KB_IMPL_H
@@ -30,7 +31,12 @@
 
 extern _Thread_local hs_errbuf hs_kb_err;
 
+typedef struct kb_fts kb_fts;
+
 struct hs_kb {
+  kb_fts *fts;
+  int fts_stale;          /* fts.sqlite disagrees with LMDB: the next indexing rebuilds it */
+  uint64_t epoch;         /* LMDB's fts_epoch */
   MDB_env *env;
   MDB_dbi meta, files, file_ids, syms, file_syms, by_name, by_qname, refs_from, refs_to;
   char root[PATH_MAX];
@@ -89,5 +95,22 @@ void kb_sym_release(hs_kb_sym *s);
 
 /* The path of a file id into buf (NUL-terminated). 0, HS_ENOENT. */
 int kb_file_path(hs_kb *kb, MDB_txn *txn, uint32_t file_id, char *buf, size_t cap);
+
+/* ---- the full-text index (fts.c) ---- */
+/* Opens or creates dir/fts.sqlite; *stale = 1 when its epoch is not epoch. */
+int kb_fts_open(const char *dir, uint64_t epoch, kb_fts **out, int *stale);
+void kb_fts_close(kb_fts *f);
+int kb_fts_begin(kb_fts *f);
+int kb_fts_commit(kb_fts *f, uint64_t epoch);
+void kb_fts_rollback(kb_fts *f);
+int kb_fts_clear(kb_fts *f);
+int kb_fts_delete(kb_fts *f, uint64_t id);
+int kb_fts_insert(kb_fts *f, uint64_t id, const char *name, const char *qname,
+                  const char *signature, const char *doc, const char *body, size_t body_len);
+/* Up to limit ids and BM25 scores (lower is better) into ids[] and scores[]. */
+int kb_fts_search(kb_fts *f, const char *query, size_t limit, uint64_t *ids, double *scores,
+                  size_t *n);
+/* The words of an identifier ("parseHTTPHeader_v2" -> "parse http header v 2"). */
+size_t kb_words(const char *s, char *out, size_t cap);
 
 #endif

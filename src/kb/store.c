@@ -117,6 +117,11 @@ static void remove_index_files(const char *dir) {
   unlink(p);
   snprintf(p, sizeof p, "%s/lock.mdb", dir);
   unlink(p);
+  static const char *const fts[] = {"fts.sqlite", "fts.sqlite-wal", "fts.sqlite-shm"};
+  for (int i = 0; i < 3; i++) {
+    snprintf(p, sizeof p, "%s/%s", dir, fts[i]);
+    unlink(p);
+  }
 }
 
 /* ---- opening ---- */
@@ -216,12 +221,18 @@ int hs_kb_open(const char *root, const char *index_dir, int create, hs_kb **out)
       rc = kb_fail(mrc, "writing the index's metadata");
     }
   }
+  if (!rc) {
+    MDB_val v;
+    kb->epoch = meta_get(kb, txn, "fts_epoch", &v) == 0 && v.mv_size == 8
+                    ? kb_get_u64(v.mv_data) : 0;
+  }
   if (txn) {
     if (rc)
       mdb_txn_abort(txn);
     else if ((mrc = mdb_txn_commit(txn)) != 0)
       rc = kb_fail(mrc, "commit");
   }
+  if (!rc) rc = kb_fts_open(kb->dir, kb->epoch, &kb->fts, &kb->fts_stale);
   if (rc) {
     if (kb->env) mdb_env_close(kb->env);
     hs_free(kb);
@@ -233,6 +244,7 @@ int hs_kb_open(const char *root, const char *index_dir, int create, hs_kb **out)
 
 void hs_kb_close(hs_kb *kb) {
   if (!kb) return;
+  kb_fts_close(kb->fts);
   mdb_env_close(kb->env);
   hs_free(kb);
 }

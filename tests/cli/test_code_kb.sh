@@ -42,6 +42,16 @@ expect_in out.txt "pkg/calc.py:6 area calls square"
 expect_in out.txt "  pkg/calc.py:11 Report.show calls area"
 expect_status 0 "$HSWARM" callees Report.show --json
 [ "$(jq -r '.edges[0].to.qname' out.txt)" = area ] || fail "callees --json: $(cat out.txt)"
+expect_status 0 "$HSWARM" search "report show" --json
+jq -e '.semantic == false and .method == "full text (BM25)" and
+       .hits[0].definition.qname == "Report.show"' out.txt >/dev/null || fail "search: $(cat out.txt)"
+expect_status 0 "$HSWARM" search squareArea     # identifiers are split into words
+expect_in out.txt "full text only (no semantic search without a model)"
+expect_in out.txt "function square"
+expect_status 1 "$HSWARM" search "zebra giraffe"
+expect_in err.txt "nothing matches"
+expect_status 3 "$HSWARM" search "+++ ..."
+expect_in err.txt "has no words to search"
 # incremental: one changed file parsed, the others not
 printf 'def cube(x):\n    return x ** 3\n' > extra.py
 expect_status 0 "$HSWARM" index --json

@@ -3,7 +3,8 @@
  * the caller's file preferred, only callable kinds), transitive dependencies both ways;
  * incremental re-indexing (unchanged files not parsed; a changed file's old definitions gone, new
  * ones found; a deleted file removed); binary and large files skipped, symbolic-link loops not
- * followed; nothing written in the repository; another format's or repository's index refused. */
+ * followed; nothing written in the repository; another format's or repository's index refused;
+ * full-text search (BM25) kept in step, and rebuilt when its file is lost. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -204,6 +205,32 @@ static void test_incremental(void **state) {
   assert_int_equal(e->n, 1);
   assert_string_equal(e->items[0].from.qname, "run");
   hs_kb_edges_free(e);
+  /* full text follows: the new definition is found, the removed one is not */
+  hs_kb_hits *h;
+  assert_int_equal(hs_kb_search(kb, "cube", 10, &h), 0);
+  assert_int_equal(h->n, 1);
+  assert_string_equal(h->items[0].sym.qname, "cube");
+  assert_string_equal(h->method, "full text (BM25)");
+  hs_kb_hits_free(h);
+  assert_int_equal(hs_kb_search(kb, "square_all", 10, &h), 0);
+  for (size_t i = 0; i < h->n; i++) assert_string_not_equal(h->items[i].sym.qname, "square_all");
+  hs_kb_hits_free(h);
+  assert_int_equal(hs_kb_search(kb, "!!!", 10, &h), HS_EINVAL);
+  assert_int_equal(hs_kb_search(kb, "cube", 0, &h), HS_EINVAL);
+  hs_kb_close(kb);
+  /* a lost full-text index is noticed and rebuilt by the next indexing */
+  snprintf(p, sizeof p, "rm -f %s/fts.sqlite*", idx);
+  assert_int_equal(system(p), 0);
+  kb = open_kb(0);
+  assert_int_equal(hs_kb_search(kb, "cube", 10, &h), HS_EIO);
+  assert_non_null(strstr(hs_kb_last_error(), "run `hswarm index`"));
+  st = reindex(kb);
+  assert_int_equal(st.parsed, st.files - st.skipped_binary - st.skipped_large);
+  assert_int_equal(hs_kb_search(kb, "Square area", 10, &h), 0);
+  int found = 0; /* the class and its method, at the top */
+  for (size_t i = 0; i < h->n && i < 2; i++) found += !strcmp(h->items[i].sym.qname, "Square.area");
+  assert_int_equal(found, 1);
+  hs_kb_hits_free(h);
   hs_kb_close(kb);
   /* nothing was written inside the repository */
   char cmd[700];
