@@ -157,6 +157,32 @@ typedef struct hs_kb_hits {
 int hs_kb_search(hs_kb *kb, const char *query, size_t limit, hs_kb_hits **out);
 void hs_kb_hits_free(hs_kb_hits *h);
 
+/* ---- context for agents: function slices ---- */
+struct hs_tokenizer;
+
+/* Tokens of text by tok's encoding, or without a tokenizer (tok NULL) the approximation
+ * ceil(bytes / 4), about what BPE vocabularies give on source code. */
+uint64_t hs_kb_count_tokens(const struct hs_tokenizer *tok, const char *text, size_t len);
+
+typedef struct hs_kb_slice {
+  char *text;             /* the slice: the definition's full text, then the signatures of what
+                             it calls and of what calls it, each with its place (comments) */
+  size_t len;
+  hs_kb_sym target;
+  size_t n_callees, n_callers;
+  uint64_t slice_tokens;  /* tokens of text */
+  uint64_t whole_tokens;  /* tokens of the whole files the slice draws on */
+  size_t n_files;         /* those files */
+  int approximate;        /* 1: token counts are the approximation (no tokenizer) */
+} hs_kb_slice;
+
+/* The function slice of the one definition named name (qualified, or a plain name that is
+ * unique; otherwise HS_EINVAL naming the candidates; none: HS_ENOENT). The definition is read
+ * from the repository's file now: HS_ESTALE when it changed since indexing (index again). */
+int hs_kb_slice_of(hs_kb *kb, const char *name, const struct hs_tokenizer *tok,
+                   hs_kb_slice **out);
+void hs_kb_slice_free(hs_kb_slice *s);
+
 /* The calling thread's last error message of this module. Never NULL. */
 const char *hs_kb_last_error(void);
 

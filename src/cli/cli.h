@@ -27,6 +27,7 @@ int cmd_sym(int argc, char **argv);
 int cmd_callers(int argc, char **argv);
 int cmd_callees(int argc, char **argv);
 int cmd_search(int argc, char **argv);
+int cmd_slice(int argc, char **argv);
 #endif
 int cmd_bench_engine(int argc, char **argv); /* argv[1] is "engine" */
 int cmd_bench_swarm(int argc, char **argv);  /* argv[1] is "swarm" */

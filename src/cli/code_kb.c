@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "hswarm/gguf.h"
 #include "hswarm/kb.h"
+#include "hswarm/tokenizer.h"
 
 typedef struct kb_args {
-  const char *repo, *index, *name;
+  const char *repo, *index, *name, *model;
   int json, rebuild;
   uint64_t depth, limit;
 } kb_args;
@@ -23,6 +25,12 @@ static void kb_usage(FILE *f, const char *cmd) {
           "and references of its C, Python, JavaScript and TypeScript files, in an index kept\n"
           "outside it (default: under ~/.cache/hswarm/index). Only changed files are parsed.\n"
           "  --rebuild   discard the index and build it again\n",
+          f);
+  else if (!strcmp(cmd, "slice"))
+    fputs("usage: hswarm slice NAME [-m MODEL] [--repo DIR] [--index DIR] [--json]\n"
+          "The function slice of NAME: its full text, then the signatures of what it calls and\n"
+          "of what calls it; and its tokens against the whole files it draws on, counted with\n"
+          "MODEL's tokenizer (without -m: about 4 bytes per token).\n",
           f);
   else if (!strcmp(cmd, "search"))
     fputs("usage: hswarm search QUERY [--limit N] [--repo DIR] [--index DIR] [--json]\n"
@@ -61,6 +69,9 @@ static int parse_args(const char *cmd, int argc, char **argv, kb_args *a) {
         fprintf(stderr, "hswarm %s: --depth must be 1 to 16\n", cmd);
         return EXIT_USAGE;
       }
+    } else if ((!strcmp(s, "-m") || !strcmp(s, "--model")) && i + 1 < argc &&
+               !strcmp(cmd, "slice")) {
+      a->model = argv[++i];
     } else if (!strcmp(s, "--limit") && i + 1 < argc && !strcmp(cmd, "search")) {
       if (cli_parse_u64(argv[++i], 0, &a->limit) != 0 || a->limit < 1 || a->limit > 1000) {
         fprintf(stderr, "hswarm search: --limit must be 1 to 1000\n");
@@ -306,5 +317,53 @@ int cmd_search(int argc, char **argv) {
   rc = h->n ? 0 : EXIT_FAILED;
   hs_kb_hits_free(h);
   hs_kb_close(kb);
+  return rc;
+}
+
+int cmd_slice(int argc, char **argv) {
+  kb_args a;
+  int rc = parse_args("slice", argc, argv, &a);
+  if (rc) return rc < 0 ? 0 : rc;
+  hs_gguf *g = NULL;
+  hs_tokenizer *tok = NULL;
+  if (a.model && (hs_gguf_open(a.model, &g) != 0 || hs_tokenizer_load(g, &tok) != 0)) {
+    const char *why = g ? hs_tokenizer_last_error() : hs_gguf_last_error();
+    fprintf(stderr, "hswarm slice: %s: %s\n", a.model, why);
+    if (a.json) cli_json_error("slice", why);
+    hs_gguf_close(g);
+    return EXIT_ERROR;
+  }
+  hs_kb *kb = open_kb("slice", a.repo, a.index, 0, a.json);
+  hs_kb_slice *s = NULL;
+  if (kb && hs_kb_slice_of(kb, a.name, tok, &s) != 0) {
+    fprintf(stderr, "hswarm slice: %s\n", hs_kb_last_error());
+    if (a.json) cli_json_error("slice", hs_kb_last_error());
+  }
+  rc = s ? 0 : EXIT_ERROR;
+  if (s) {
+    double saved = s->whole_tokens ? 100.0 * (1.0 - (double)s->slice_tokens /
+                                                        (double)s->whole_tokens)
+                                   : 0;
+    if (a.json) {
+      printf("{\"command\":\"slice\",\"status\":\"ok\",\"definition\":");
+      json_sym(&s->target);
+      printf(",\"text\":");
+      cli_json_string_n(stdout, s->text, s->len);
+      printf(",\"callees\":%zu,\"callers\":%zu,\"tokens\":%llu,\"whole_file_tokens\":%llu,"
+             "\"files\":%zu,\"saved_percent\":%.1f,\"tokenizer\":\"%s\"}\n",
+             s->n_callees, s->n_callers, (unsigned long long)s->slice_tokens,
+             (unsigned long long)s->whole_tokens, s->n_files, saved,
+             s->approximate ? "approximate (4 bytes per token)" : "model");
+    } else {
+      fwrite(s->text, 1, s->len, stdout);
+      fprintf(stderr, "%llu tokens against %llu for the %zu whole file(s): %.1f%% saved%s\n",
+              (unsigned long long)s->slice_tokens, (unsigned long long)s->whole_tokens,
+              s->n_files, saved, s->approximate ? " (approximate counts: no -m)" : "");
+    }
+  }
+  hs_kb_slice_free(s);
+  hs_kb_close(kb);
+  hs_tokenizer_destroy(tok);
+  hs_gguf_close(g);
   return rc;
 }

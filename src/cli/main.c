@@ -30,6 +30,7 @@ static void usage(FILE *f) {
         "  callers NAME               what calls NAME (--depth N: transitively)\n"
         "  callees NAME               what NAME calls (--depth N: transitively)\n"
         "  search QUERY               definitions matching QUERY (full text, BM25)\n"
+        "  slice NAME                 a definition with the signatures around it, and its tokens\n"
 #endif
         "  version                    print the version\n"
         "\n"
@@ -61,6 +62,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "callers")) return cmd_callers(argc - 1, argv + 1);
   if (!strcmp(cmd, "callees")) return cmd_callees(argc - 1, argv + 1);
   if (!strcmp(cmd, "search")) return cmd_search(argc - 1, argv + 1);
+  if (!strcmp(cmd, "slice")) return cmd_slice(argc - 1, argv + 1);
 #endif
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
     puts("hswarm 0.1.0");

@@ -290,6 +290,19 @@ static int add_callees(hs_kb *kb, MDB_txn *txn, const char *name, uint32_t depth
             kb_sym_release(&targets.items[t]);
         }
         targets.n = callable;
+        /* a definition with a body stands for its prototypes */
+        size_t bodies = 0;
+        for (size_t t = 0; t < targets.n; t++) bodies += targets.items[t].kind != HS_DEF_PROTOTYPE;
+        if (bodies && bodies < targets.n) {
+          size_t kept = 0;
+          for (size_t t = 0; t < targets.n; t++) {
+            if (targets.items[t].kind != HS_DEF_PROTOTYPE)
+              targets.items[kept++] = targets.items[t];
+            else
+              kb_sym_release(&targets.items[t]);
+          }
+          targets.n = kept;
+        }
         /* a name defined in the caller's own file means that definition (C statics, local
          * helpers): the others of that name are left out */
         size_t local = 0;

@@ -52,6 +52,25 @@ expect_status 1 "$HSWARM" search "zebra giraffe"
 expect_in err.txt "nothing matches"
 expect_status 3 "$HSWARM" search "+++ ..."
 expect_in err.txt "has no words to search"
+# the function slice: the definition, what it calls, what calls it; tokens against whole files
+expect_status 0 "$HSWARM" slice area
+expect_in out.txt "# pkg/calc.py, lines 5-6"
+expect_in out.txt "def area(side):"
+expect_in out.txt "# what it calls:"
+expect_in out.txt "def square(x):  # pkg/calc.py:1"
+expect_in out.txt "# what calls it:"
+expect_in out.txt "def show(self, side):  # pkg/calc.py:11"
+expect_in err.txt "(approximate counts: no -m)"
+expect_status 0 "$HSWARM" slice area --json -m "$SRC/models/expr.gguf"
+jq -e '.tokenizer == "model" and .tokens > 0 and .whole_file_tokens > 0 and .files == 1 and
+       .callees == 1 and .callers == 1' out.txt >/dev/null || fail "slice --json: $(cat out.txt)"
+expect_status 3 "$HSWARM" slice nothing_here
+expect_in err.txt "no definition named nothing_here"
+cp calc.py calc.bak
+sed -i 's/return square(side)/return square(2 * side)/' calc.py
+expect_status 3 "$HSWARM" slice area
+expect_in err.txt "pkg/calc.py changed since it was indexed: run \`hswarm index\`"
+mv calc.bak calc.py
 # incremental: one changed file parsed, the others not
 printf 'def cube(x):\n    return x ** 3\n' > extra.py
 expect_status 0 "$HSWARM" index --json
