@@ -110,6 +110,8 @@ typedef struct hs_kb_syms {
 int hs_kb_lookup(hs_kb *kb, const char *name, hs_kb_syms **out);
 /* Every definition of one file, in order. */
 int hs_kb_file_syms(hs_kb *kb, const char *path, hs_kb_syms **out);
+/* Every definition in the index (benchmarks, exports), in path order. */
+int hs_kb_all_syms(hs_kb *kb, hs_kb_syms **out);
 void hs_kb_syms_free(hs_kb_syms *s);
 
 typedef struct hs_kb_edge {
@@ -166,12 +168,14 @@ uint64_t hs_kb_count_tokens(const struct hs_tokenizer *tok, const char *text, si
 
 typedef struct hs_kb_slice {
   char *text;             /* the slice: the definition's full text, then the signatures of what
-                             it calls and of what calls it, each with its place (comments) */
+                             it calls (names defined in at most 3 places; up to 32) and of what
+                             calls it (up to 16), each with its place (comments) */
   size_t len;
   hs_kb_sym target;
   size_t n_callees, n_callers;
   uint64_t slice_tokens;  /* tokens of text */
   uint64_t whole_tokens;  /* tokens of the whole files the slice draws on */
+  uint64_t own_file_tokens; /* tokens of the definition's own file alone */
   size_t n_files;         /* those files */
   int approximate;        /* 1: token counts are the approximation (no tokenizer) */
 } hs_kb_slice;

@@ -28,6 +28,7 @@ int cmd_callers(int argc, char **argv);
 int cmd_callees(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_slice(int argc, char **argv);
+int cmd_bench_code(int argc, char **argv); /* code_bench.c */
 #endif
 int cmd_bench_engine(int argc, char **argv); /* argv[1] is "engine" */
 int cmd_bench_swarm(int argc, char **argv);  /* argv[1] is "swarm" */

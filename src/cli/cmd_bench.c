@@ -358,6 +358,9 @@ static void bench_usage(FILE *f) {
 int cmd_bench(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "engine")) return cmd_bench_engine(argc, argv);
   if (argc >= 2 && !strcmp(argv[1], "swarm")) return cmd_bench_swarm(argc, argv);
+#ifdef HS_WITH_CODE
+  if (argc >= 2 && !strcmp(argv[1], "code")) return cmd_bench_code(argc, argv);
+#endif
   if (argc < 2 || strcmp(argv[1], "runtime") != 0) {
     bench_usage(argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
     return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : EXIT_USAGE;

@@ -16,6 +16,9 @@ static void usage(FILE *f) {
         "  bench runtime              measure the agent runtime (spawn, memory, latency, rates)\n"
         "  bench engine -m FILE       measure the engine: prefill and decode tokens/s\n"
         "  bench swarm -m FILE        many agents sharing a prefix through the scheduler\n"
+#ifdef HS_WITH_CODE
+        "  bench code DIR             index speed, query latencies, tokens saved by slices\n"
+#endif
         "  model info -m FILE         describe a GGUF model: shapes, tensor types, memory\n"
         "  model synth ... -o FILE    write a GGUF model with random weights and a learned vocabulary\n"
         "  generate -m FILE -p TEXT   generate text with a model\n"

@@ -171,6 +171,35 @@ int hs_kb_file_syms(hs_kb *kb, const char *path, hs_kb_syms **out) {
   return rc;
 }
 
+int hs_kb_all_syms(hs_kb *kb, hs_kb_syms **out) {
+  if (!kb || !out) return hs_set_error(&hs_kb_err, HS_EINVAL, "kb: NULL argument");
+  *out = hs_calloc(1, sizeof **out);
+  if (!*out) return hs_set_error(&hs_kb_err, HS_ENOMEM, "kb: out of memory");
+  MDB_txn *txn = NULL;
+  int rc = begin_read(kb, &txn);
+  MDB_cursor *c = NULL;
+  if (!rc && (rc = mdb_cursor_open(txn, kb->syms, &c)) != 0) rc = kb_fail(rc, "cursor");
+  size_t cap = 0;
+  MDB_val k, v;
+  int mrc = rc ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+  while (!rc && mrc == 0) {
+    hs_kb_sym x;
+    if ((rc = kb_read_sym(kb, txn, kb_get_u64(k.mv_data), &x)) == 0 &&
+        (rc = syms_push(*out, &cap, &x)) != 0)
+      kb_sym_release(&x);
+    mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+  }
+  if (c) mdb_cursor_close(c);
+  if (!rc && mrc != MDB_NOTFOUND) rc = kb_fail(mrc, "reading the symbols");
+  if (!rc && (*out)->n) qsort((*out)->items, (*out)->n, sizeof *(*out)->items, cmp_sym);
+  if (txn) mdb_txn_abort(txn);
+  if (rc) {
+    hs_kb_syms_free(*out);
+    *out = NULL;
+  }
+  return rc;
+}
+
 /* ---- edges ---- */
 
 typedef struct edges_b {

@@ -11,7 +11,10 @@
 #include "kb/kb_impl.h"
 
 #define MAX_FILE (64u << 20)
-#define MAX_LIST 64 /* signatures listed per side */
+#define MAX_CALLERS 16   /* callers listed */
+#define MAX_CALLEES 32   /* callees listed */
+#define MAX_AMBIGUITY 3  /* a called name defined in more places than this is left out: by name
+                            alone (obj.get()) it says little about what is really called */
 
 uint64_t hs_kb_count_tokens(const struct hs_tokenizer *tok, const char *text, size_t len) {
   if (!tok) return (len + 3) / 4;
@@ -132,9 +135,13 @@ int hs_kb_slice_of(hs_kb *kb, const char *name, const struct hs_tokenizer *tok,
   rc = hs_kb_callees(kb, t->qname, &callees);
   if (!rc) rc = hs_kb_callers(kb, t->name, &callers);
   if (!rc) {
-    for (size_t i = 0; i < callees->n && s->n_callees < MAX_LIST; i++) {
+    for (size_t i = 0; i < callees->n && s->n_callees < MAX_CALLEES; i++) {
       const hs_kb_edge *e = &callees->items[i];
       if (!e->resolved || e->from.id != t->id || e->to.id == t->id) continue;
+      size_t defs_of_name = 0;
+      for (size_t j = 0; j < callees->n; j++)
+        defs_of_name += callees->items[j].resolved && !strcmp(callees->items[j].name, e->name);
+      if (defs_of_name > MAX_AMBIGUITY) continue;
       if (!s->n_callees) addf(&b, "\n%s what it calls:\n", cm, "", 0);
       char fmt[32];
       snprintf(fmt, sizeof fmt, "%%s  %s %%s:%%u\n", cm);
@@ -142,7 +149,7 @@ int hs_kb_slice_of(hs_kb *kb, const char *name, const struct hs_tokenizer *tok,
       note_path(paths, &np, e->to.path);
       s->n_callees++;
     }
-    for (size_t i = 0; i < callers->n && s->n_callers < MAX_LIST; i++) {
+    for (size_t i = 0; i < callers->n && s->n_callers < MAX_CALLERS; i++) {
       const hs_kb_edge *e = &callers->items[i];
       if (!e->from.id || e->from.id == t->id) continue; /* file-level calls, recursion */
       if (!s->n_callers) addf(&b, "\n%s what calls it:\n", cm, "", 0);
@@ -165,7 +172,9 @@ int hs_kb_slice_of(hs_kb *kb, const char *name, const struct hs_tokenizer *tok,
       size_t n;
       char *whole = i == 0 ? file : read_file(kb, paths[i], &n);
       if (i == 0) n = flen;
-      if (whole) s->whole_tokens += hs_kb_count_tokens(tok, whole, n);
+      uint64_t k = whole ? hs_kb_count_tokens(tok, whole, n) : 0;
+      s->whole_tokens += k;
+      if (i == 0) s->own_file_tokens = k;
       if (i) hs_free(whole);
     }
   }

@@ -84,6 +84,12 @@ expect_status 0 "$HSWARM" index repo --index "$WORK/idx"
 expect_in out.txt "into $WORK/idx"
 expect_status 0 "$HSWARM" sym cube --repo repo --index "$WORK/idx"
 expect_in out.txt "pkg/extra.py:1-2 function cube"
+# the benchmark command, small
+expect_status 0 "$HSWARM" bench code repo --functions 3 --queries 20 --json
+expect_json
+jq -e '.index.files == 2 and .index.definitions == 5 and .slices.functions == 3 and
+       .lookup_us.p50 > 0 and .slices.saved_percent_vs_own_file != null' out.txt >/dev/null ||
+  fail "bench code: $(cat out.txt)"
 expect_status 2 "$HSWARM" callers square --depth 40 --repo repo
 expect_status 2 "$HSWARM" sym
 echo "ok"
