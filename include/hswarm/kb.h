@@ -187,6 +187,14 @@ int hs_kb_slice_of(hs_kb *kb, const char *name, const struct hs_tokenizer *tok,
                    hs_kb_slice **out);
 void hs_kb_slice_free(hs_kb_slice *s);
 
+/* ---- for swarm scripts ----
+ * Registers the runtime operations "code.sym", "code.callers", "code.callees", "code.search",
+ * "code.slice" and "code.patch" over kb (lua/code.lua is their Lua face; requests and results
+ * are JSON, documented there). Results are logged, so replays need neither kb nor repository.
+ * kb must outlive rt. 0, or the runtime's error code. */
+struct hs_runtime;
+int hs_kb_attach(struct hs_runtime *rt, hs_kb *kb);
+
 /* The calling thread's last error message of this module. Never NULL. */
 const char *hs_kb_last_error(void);
 

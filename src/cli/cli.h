@@ -29,6 +29,12 @@ int cmd_callees(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_slice(int argc, char **argv);
 int cmd_bench_code(int argc, char **argv); /* code_bench.c */
+/* code_repo.c: the knowledge base of the repository containing repo (index: its directory, or
+ * NULL for the default), brought up to date and attached to rt; NULL after cli_fail. Close it
+ * after hs_runtime_destroy. */
+struct hs_runtime;
+void *cli_repo_attach(const char *repo, const char *index, struct hs_runtime *rt);
+void cli_repo_close(void *kb);
 #endif
 int cmd_bench_engine(int argc, char **argv); /* argv[1] is "engine" */
 int cmd_bench_swarm(int argc, char **argv);  /* argv[1] is "swarm" */

@@ -30,8 +30,23 @@ static void run_usage(FILE *f) {
         "  -m, --model FILE      serve a GGUF model to the agents (ctx.llm, ctx.call(\"llm\"))\n"
         "  --threads N           threads of the model (default: all cores)\n"
         "  --kv-mem SIZE         the model's KV cache (default: 256 full contexts)\n"
-        "  --verify-jobs N       command verifiers run at once (default or 0: all cores)\n",
+        "  --verify-jobs N       command verifiers run at once (default or 0: all cores)\n"
+#ifdef HS_WITH_CODE
+        "  --repo DIR            index the repository containing DIR and give the run the\n"
+        "                        code.* operations (require(\"code\"))\n"
+        "  --index DIR           where that repository's index is (default: the cache)\n"
+#endif
+        ,
         f);
+}
+
+/* The repository's knowledge base (--repo), closed after the runtime that uses it. */
+static void close_repo(void *kb) {
+#ifdef HS_WITH_CODE
+  cli_repo_close(kb);
+#else
+  (void)kb;
+#endif
 }
 
 static hs_runtime *running;
@@ -74,6 +89,8 @@ int cmd_run(int argc, char **argv) {
   const char **args = calloc((size_t)argc + 1, sizeof *args);
   int nargs = 0, json = 0;
   uint64_t v, threads = 0, kv_mem = 0, verify_jobs = 0;
+  const char *repo = NULL, *index_dir = NULL;
+  void *kb = NULL;
   const char *model = NULL;
   if (!args) return EXIT_ERROR;
   for (int i = 1; i < argc; i++) {
@@ -126,6 +143,14 @@ int cmd_run(int argc, char **argv) {
     } else if (!strcmp(a, "--threads")) {
       if (set_u64(a, val, 0, &threads)) goto usage;
       i++;
+#ifdef HS_WITH_CODE
+    } else if (!strcmp(a, "--repo") && val) {
+      repo = val;
+      i++;
+    } else if (!strcmp(a, "--index") && val) {
+      index_dir = val;
+      i++;
+#endif
     } else if (!strcmp(a, "--verify-jobs")) {
       if (set_u64(a, val, 0, &verify_jobs)) goto usage;
       if (verify_jobs > 1024) {
@@ -167,11 +192,23 @@ int cmd_run(int argc, char **argv) {
     free(args);
     return EXIT_ERROR;
   }
+#ifdef HS_WITH_CODE
+  if (repo && !(kb = cli_repo_attach(repo, index_dir, rt))) {
+    fprintf(stderr, "hswarm run: %s\n", cli_last_failure());
+    if (json) cli_json_error("run", cli_last_failure());
+    hs_runtime_destroy(rt);
+    free(args);
+    return EXIT_ERROR;
+  }
+#else
+  (void)repo, (void)index_dir;
+#endif
   cli_swarm_model sm = {0};
   cli_swarm_model_opts mo = {.threads = (unsigned)threads, .kv_bytes = kv_mem};
   if (model && cli_swarm_model_open(model, &mo, rt, &sm) != 0) {
     if (json) cli_json_error("run", cli_last_failure());
     hs_runtime_destroy(rt);
+    close_repo(kb);
     free(args);
     return EXIT_ERROR;
   }
@@ -180,6 +217,7 @@ int cmd_run(int argc, char **argv) {
     if (json) cli_json_error("run", hs_runtime_last_error(rt));
     cli_swarm_model_close(&sm);
     hs_runtime_destroy(rt);
+    close_repo(kb);
     free(args);
     return EXIT_ERROR;
   }
@@ -261,6 +299,7 @@ int cmd_run(int argc, char **argv) {
   }
   cli_swarm_model_close(&sm);
   hs_runtime_destroy(rt);
+  close_repo(kb);
   free(args);
   return status;
 usage:
