@@ -13,6 +13,8 @@
 --   local s = code.slice(ctx, "Shape.area")         -- {text, definition, tokens,
 --                                                   --   whole_file_tokens, own_file_tokens,
 --                                                   --   callees, callers}
+--   local m = code.map(ctx, "add perimeter to shapes", 512)  -- {text, tokens, files,
+--                                                   --   definitions, personalized}
 --   local r = code.patch(ctx, patch_text, {root = dir, file = "src/shapes.py", write = false})
 --                                                   -- {ok, written, diff, errors = {...},
 --                                                   --  files = {{path, text}, ...}}
@@ -42,6 +44,9 @@ function code.search(ctx, query, limit)
   return call(ctx, "code.search", {query = query, limit = limit or 10})
 end
 function code.slice(ctx, name) return call(ctx, "code.slice", {name = name}) end
+function code.map(ctx, task, budget)
+  return call(ctx, "code.map", {task = task, budget = budget or 1024})
+end
 function code.patch(ctx, text, opts)
   opts = opts or {}
   return call(ctx, "code.patch", {patch = text, root = opts.root, file = opts.file,

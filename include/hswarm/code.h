@@ -87,8 +87,9 @@ typedef struct hs_def {
   uint32_t start_byte, end_byte;   /* the range [start, end) in the file */
   uint32_t start_line, end_line;   /* 1-based, inclusive */
   uint32_t name_byte;     /* where the name starts */
-  const char *signature;  /* the text before the body, whitespace runs made one space; without
-                             a body, the first line of the definition */
+  const char *signature;  /* the text before the body, whitespace runs made one space (a typedef
+                             whose name follows its body: "typedef struct { ... } name;");
+                             without a body, the whole text, cut at 300 bytes */
   const char *doc;        /* "" when none */
   uint64_t hash;          /* of the text [start_byte, end_byte) */
   int32_t parent;         /* index of the innermost definition containing it, or -1 */

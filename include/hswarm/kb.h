@@ -187,9 +187,29 @@ int hs_kb_slice_of(hs_kb *kb, const char *name, const struct hs_tokenizer *tok,
                    hs_kb_slice **out);
 void hs_kb_slice_free(hs_kb_slice *s);
 
+/* ---- context for agents: the repo map ---- */
+typedef struct hs_kb_map {
+  char *text;             /* "path:\n  LINE: signature\n..." files in order of their best
+                             definition, definitions in rank order */
+  size_t len;
+  uint64_t tokens;        /* of text, at most the budget */
+  size_t files, definitions;   /* in the map */
+  size_t nodes, edges;    /* of the reference graph ranked */
+  size_t personalized;    /* definitions the task named (0: the ranking is not personalised) */
+  int approximate;        /* 1: tokens counted by the approximation (no tokenizer) */
+} hs_kb_map;
+
+/* The repo map for task (may be NULL): the definitions' signatures ranked by PageRank over the
+ * reference graph, personalised towards the definitions and files the task's words name, cut
+ * to budget tokens (at least 16) counted with tok (NULL: hs_kb_count_tokens's approximation).
+ * See src/kb/repomap.c for the graph and the weights. */
+int hs_kb_repo_map(hs_kb *kb, const char *task, uint64_t budget, const struct hs_tokenizer *tok,
+                   hs_kb_map **out);
+void hs_kb_map_free(hs_kb_map *m);
+
 /* ---- for swarm scripts ----
  * Registers the runtime operations "code.sym", "code.callers", "code.callees", "code.search",
- * "code.slice" and "code.patch" over kb (lua/code.lua is their Lua face; requests and results
+ * "code.slice", "code.map" and "code.patch" over kb (lua/code.lua is their Lua face; requests and results
  * are JSON, documented there). Results are logged, so replays need neither kb nor repository.
  * kb must outlive rt. 0, or the runtime's error code. */
 struct hs_runtime;

@@ -28,6 +28,7 @@ int cmd_callers(int argc, char **argv);
 int cmd_callees(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_slice(int argc, char **argv);
+int cmd_map(int argc, char **argv);
 int cmd_bench_code(int argc, char **argv); /* code_bench.c */
 /* code_repo.c: the knowledge base of the repository containing repo (index: its directory, or
  * NULL for the default), brought up to date and attached to rt; NULL after cli_fail. Close it

@@ -13,9 +13,9 @@
 #include "hswarm/tokenizer.h"
 
 typedef struct kb_args {
-  const char *repo, *index, *name, *model;
+  const char *repo, *index, *name, *model, *task;
   int json, rebuild;
-  uint64_t depth, limit;
+  uint64_t depth, limit, budget;
 } kb_args;
 
 static void kb_usage(FILE *f, const char *cmd) {
@@ -25,6 +25,14 @@ static void kb_usage(FILE *f, const char *cmd) {
           "and references of its C, Python, JavaScript and TypeScript files, in an index kept\n"
           "outside it (default: under ~/.cache/hswarm/index). Only changed files are parsed.\n"
           "  --rebuild   discard the index and build it again\n",
+          f);
+  else if (!strcmp(cmd, "map"))
+    fputs("usage: hswarm map [DIR] --task TEXT [--budget TOKENS] [-m MODEL] [--index DIR] "
+          "[--json]\n"
+          "The repo map of the repository containing DIR (default: the current directory): the\n"
+          "signatures of its definitions ranked by PageRank over the reference graph,\n"
+          "personalised towards what TEXT names, cut to TOKENS (default 1024) counted with\n"
+          "MODEL's tokenizer (without -m: about 4 bytes per token).\n",
           f);
   else if (!strcmp(cmd, "slice"))
     fputs("usage: hswarm slice NAME [-m MODEL] [--repo DIR] [--index DIR] [--json]\n"
@@ -50,7 +58,7 @@ static void kb_usage(FILE *f, const char *cmd) {
 
 /* 0, or an exit code after a message. */
 static int parse_args(const char *cmd, int argc, char **argv, kb_args *a) {
-  *a = (kb_args){.depth = 1, .limit = 10};
+  *a = (kb_args){.depth = 1, .limit = 10, .budget = 1024};
   for (int i = 1; i < argc; i++) {
     const char *s = argv[i];
     if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
@@ -69,8 +77,16 @@ static int parse_args(const char *cmd, int argc, char **argv, kb_args *a) {
         fprintf(stderr, "hswarm %s: --depth must be 1 to 16\n", cmd);
         return EXIT_USAGE;
       }
+    } else if (!strcmp(s, "--task") && i + 1 < argc && !strcmp(cmd, "map")) {
+      a->task = argv[++i];
+    } else if (!strcmp(s, "--budget") && i + 1 < argc && !strcmp(cmd, "map")) {
+      if (cli_parse_u64(argv[++i], 0, &a->budget) != 0 || a->budget < 16 ||
+          a->budget > 10000000) {
+        fprintf(stderr, "hswarm map: --budget must be 16 to 10000000 tokens\n");
+        return EXIT_USAGE;
+      }
     } else if ((!strcmp(s, "-m") || !strcmp(s, "--model")) && i + 1 < argc &&
-               !strcmp(cmd, "slice")) {
+               (!strcmp(cmd, "slice") || !strcmp(cmd, "map"))) {
       a->model = argv[++i];
     } else if (!strcmp(s, "--limit") && i + 1 < argc && !strcmp(cmd, "search")) {
       if (cli_parse_u64(argv[++i], 0, &a->limit) != 0 || a->limit < 1 || a->limit > 1000) {
@@ -88,7 +104,7 @@ static int parse_args(const char *cmd, int argc, char **argv, kb_args *a) {
       return EXIT_USAGE;
     }
   }
-  if (strcmp(cmd, "index") != 0 && !a->name) {
+  if (strcmp(cmd, "index") != 0 && strcmp(cmd, "map") != 0 && !a->name) {
     fprintf(stderr, "hswarm %s: no %s given\n", cmd, strcmp(cmd, "search") ? "name" : "query");
     kb_usage(stderr, cmd);
     return EXIT_USAGE;
@@ -362,6 +378,52 @@ int cmd_slice(int argc, char **argv) {
     }
   }
   hs_kb_slice_free(s);
+  hs_kb_close(kb);
+  hs_tokenizer_destroy(tok);
+  hs_gguf_close(g);
+  return rc;
+}
+
+int cmd_map(int argc, char **argv) {
+  kb_args a;
+  int rc = parse_args("map", argc, argv, &a);
+  if (rc) return rc < 0 ? 0 : rc;
+  hs_gguf *g = NULL;
+  hs_tokenizer *tok = NULL;
+  if (a.model && (hs_gguf_open(a.model, &g) != 0 || hs_tokenizer_load(g, &tok) != 0)) {
+    const char *why = g ? hs_tokenizer_last_error() : hs_gguf_last_error();
+    fprintf(stderr, "hswarm map: %s: %s\n", a.model, why);
+    if (a.json) cli_json_error("map", why);
+    hs_gguf_close(g);
+    return EXIT_ERROR;
+  }
+  hs_kb *kb = open_kb("map", a.name ? a.name : a.repo, a.index, 0, a.json);
+  hs_kb_map *m = NULL;
+  if (kb && hs_kb_repo_map(kb, a.task, a.budget, tok, &m) != 0) {
+    fprintf(stderr, "hswarm map: %s\n", hs_kb_last_error());
+    if (a.json) cli_json_error("map", hs_kb_last_error());
+  }
+  if (m && a.json) {
+    printf("{\"command\":\"map\",\"status\":\"ok\",\"task\":");
+    cli_json_string(stdout, a.task);
+    printf(",\"budget\":%llu,\"tokens\":%llu,\"files\":%zu,\"definitions\":%zu,"
+           "\"graph\":{\"nodes\":%zu,\"edges\":%zu},\"personalized\":%zu,\"tokenizer\":\"%s\","
+           "\"text\":",
+           (unsigned long long)a.budget, (unsigned long long)m->tokens, m->files,
+           m->definitions, m->nodes, m->edges, m->personalized,
+           m->approximate ? "approximate (4 bytes per token)" : "model");
+    cli_json_string_n(stdout, m->text, m->len);
+    printf("}\n");
+  } else if (m) {
+    fwrite(m->text, 1, m->len, stdout);
+    fprintf(stderr, "%zu definitions from %zu files, %llu of %llu tokens%s; %s\n",
+            m->definitions, m->files, (unsigned long long)m->tokens,
+            (unsigned long long)a.budget, m->approximate ? " (approximate counts: no -m)" : "",
+            m->personalized ? "personalised towards the task"
+                            : "not personalised (the task names nothing in the index)");
+  }
+  rc = m ? 0 : EXIT_ERROR;
+  hs_kb_map_free(m);
   hs_kb_close(kb);
   hs_tokenizer_destroy(tok);
   hs_gguf_close(g);

@@ -34,6 +34,7 @@ static void usage(FILE *f) {
         "  callees NAME               what NAME calls (--depth N: transitively)\n"
         "  search QUERY               definitions matching QUERY (full text, BM25)\n"
         "  slice NAME                 a definition with the signatures around it, and its tokens\n"
+        "  map [DIR] --task TEXT      the repo map: ranked signatures within a token budget\n"
 #endif
         "  version                    print the version\n"
         "\n"
@@ -66,6 +67,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "callees")) return cmd_callees(argc - 1, argv + 1);
   if (!strcmp(cmd, "search")) return cmd_search(argc - 1, argv + 1);
   if (!strcmp(cmd, "slice")) return cmd_slice(argc - 1, argv + 1);
+  if (!strcmp(cmd, "map")) return cmd_map(argc - 1, argv + 1);
 #endif
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
     puts("hswarm 0.1.0");

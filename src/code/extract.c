@@ -434,10 +434,26 @@ static int build_defs(work *w, size_t *n_out) {
       w->qname_off[i] = w->name_off[i];
     }
     TSNode body = find_body(c->node, 3);
-    if (!ts_node_is_null(body) && ts_node_start_byte(body) > d->name_byte)
+    uint32_t bs = ts_node_is_null(body) ? 0 : ts_node_start_byte(body);
+    uint32_t be = ts_node_is_null(body) ? 0 : ts_node_end_byte(body);
+    if (!ts_node_is_null(body) && bs > d->name_byte)
       w->sig_off[i] = pool_add_collapsed(&w->strings, w->text + d->start_byte,
-                                         ts_node_start_byte(body) - d->start_byte, MAX_SIGNATURE);
-    else
+                                         bs - d->start_byte, MAX_SIGNATURE);
+    else if (!ts_node_is_null(body) && bs > d->start_byte && d->name_byte >= be &&
+             be <= d->end_byte) { /* the name after the body: typedef struct {...} name; */
+      char *t = hs_malloc((bs - d->start_byte) + 9 + (d->end_byte - be) + 1);
+      if (!t) {
+        hs_free(stack);
+        return HS_ENOMEM;
+      }
+      size_t k = bs - d->start_byte;
+      memcpy(t, w->text + d->start_byte, k);
+      memcpy(t + k, " { ... } ", 9);
+      memcpy(t + k + 9, w->text + be, d->end_byte - be);
+      w->sig_off[i] = pool_add_collapsed(&w->strings, t, k + 9 + (d->end_byte - be),
+                                         MAX_SIGNATURE);
+      hs_free(t);
+    } else
       w->sig_off[i] = pool_add_collapsed(&w->strings, w->text + d->start_byte,
                                          d->end_byte - d->start_byte, MAX_BODYLESS_SIGNATURE);
     if (!docstring(w, c->node, &w->doc_off[i])) w->doc_off[i] = comment_doc(w, c->outer);

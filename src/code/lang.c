@@ -88,3 +88,10 @@ int code_lang_query(hs_lang lang, const code_query **q, const char **err) {
   *err = query_err[lang];
   return query_rc[lang];
 }
+
+uint64_t code_queries_hash(void) {
+  uint64_t h = 0;
+  for (const struct hs_embedded_file *f = hs_embedded_queries; f->name; f++)
+    h = h * 31 + hs_code_hash(f->text, f->len);
+  return h;
+}

@@ -15,4 +15,7 @@ const TSLanguage *code_grammar(hs_lang lang);
  * a build defect the tests catch). */
 int code_lang_query(hs_lang lang, const code_query **q, const char **err);
 
+/* A hash of every embedded query file: what definitions and references are depends on them. */
+uint64_t code_queries_hash(void);
+
 #endif

@@ -15,6 +15,7 @@
 #include "hswarm/alloc.h"
 #include "hswarm/code.h"
 #include "hswarm/error.h"
+#include "code/lang.h"
 #include "kb/kb_impl.h"
 
 #define DEFAULT_MAX_FILE (4ull << 20)
@@ -486,8 +487,19 @@ int hs_kb_index(hs_kb *kb, const hs_kb_index_opts *o, hs_kb_index_stats *out) {
   }
   /* the full-text index changes in its own transaction, committed right after LMDB's; when it
    * disagrees with LMDB (see kb_fts_open), every file is parsed again and it is rebuilt */
-  int force = kb->fts_stale;
-  if (kb_fts_begin(kb->fts) != 0 || (force && kb_fts_clear(kb->fts) != 0)) {
+  /* a different extraction (this program's, or its queries) re-parses every file */
+  char parser[64];
+  snprintf(parser, sizeof parser, "%d-%016llx", KB_EXTRACT_VERSION,
+           (unsigned long long)code_queries_hash());
+  MDB_val pk = {6, "parser"}, pv;
+  int new_parser = mdb_get(txn, kb->meta, &pk, &pv) != 0 || pv.mv_size != strlen(parser) ||
+                   memcmp(pv.mv_data, parser, pv.mv_size) != 0;
+  if (new_parser) {
+    MDB_val nv = {strlen(parser), parser};
+    rc = mdb_put(txn, kb->meta, &pk, &nv, 0);
+  }
+  int force = kb->fts_stale || new_parser;
+  if (rc || kb_fts_begin(kb->fts) != 0 || (force && kb_fts_clear(kb->fts) != 0)) {
     mdb_txn_abort(txn);
     paths_free(&files);
     return HS_EIO;

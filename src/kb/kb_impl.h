@@ -26,6 +26,10 @@
 #include "hswarm/kb.h"
 
 #define KB_VERSION "hswarm-kb 1"
+/* What extraction gives (definitions, signatures, docs) changes with src/code/ and the queries:
+ * the index records this and the hash of the queries, and re-parses everything when either
+ * differs (hs_kb_index). Raise it when extract.c's output changes. */
+#define KB_EXTRACT_VERSION 3
 #define KB_MAX_KEY 480
 #define KB_FILE_BIT (1ull << 63)
 

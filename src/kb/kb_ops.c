@@ -133,6 +133,25 @@ static int op_slice(hs_runtime *rt, hs_op_token token, hs_agent_id agent, const 
   return reply(rt, token, o);
 }
 
+/* {"task": text, "budget": tokens} */
+static int op_map(hs_runtime *rt, hs_op_token token, hs_agent_id agent, const void *req,
+                  size_t len, void *ud) {
+  (void)agent;
+  json_t *r = request(req, len, "task");
+  const char *task = json_string_value(json_object_get(r, "task"));
+  json_int_t budget = json_is_integer(json_object_get(r, "budget"))
+                          ? json_integer_value(json_object_get(r, "budget")) : 1024;
+  hs_kb_map *m = NULL;
+  int rc = hs_kb_repo_map(ud, task, (uint64_t)(budget < 0 ? 0 : budget), NULL, &m);
+  json_decref(r);
+  if (rc) return fail(rt, token, rc, hs_kb_last_error());
+  json_t *o = json_pack("{s:s%, s:i, s:i, s:i, s:i}", "text", m->text, m->len, "tokens",
+                        (json_int_t)m->tokens, "files", (json_int_t)m->files, "definitions",
+                        (json_int_t)m->definitions, "personalized", (json_int_t)m->personalized);
+  hs_kb_map_free(m);
+  return reply(rt, token, o);
+}
+
 /* {"patch": text, "root": dir (default: the repository), "file": default path, "write": bool} */
 static int op_patch(hs_runtime *rt, hs_op_token token, hs_agent_id agent, const void *req,
                     size_t len, void *ud) {
@@ -180,7 +199,8 @@ int hs_kb_attach(struct hs_runtime *rt, hs_kb *kb) {
     const char *kind;
     hs_op_start_fn fn;
   } ops[] = {{"code.sym", op_sym},       {"code.callers", op_callers}, {"code.callees", op_callees},
-             {"code.search", op_search}, {"code.slice", op_slice},     {"code.patch", op_patch}};
+             {"code.search", op_search}, {"code.slice", op_slice},     {"code.patch", op_patch},
+             {"code.map", op_map}};
   if (!rt || !kb) return HS_EINVAL;
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
     int rc = hs_runtime_register_op(rt, ops[i].kind, HS_OP_EXTERNAL, ops[i].fn, kb);

@@ -84,6 +84,15 @@ expect_status 0 "$HSWARM" index repo --index "$WORK/idx"
 expect_in out.txt "into $WORK/idx"
 expect_status 0 "$HSWARM" sym cube --repo repo --index "$WORK/idx"
 expect_in out.txt "pkg/extra.py:1-2 function cube"
+# the repo map: personalised towards the task, within the budget
+cd repo
+expect_status 0 "$HSWARM" map --task "the Report shows an area" --budget 40 --json
+jq -e '.tokens <= 40 and .personalized >= 2 and .definitions >= 1 and
+       (.text | startswith("pkg/calc.py:\n"))' out.txt >/dev/null || fail "map: $(cat out.txt)"
+expect_status 0 "$HSWARM" map --task "nothing known here" --budget 16
+expect_in err.txt "not personalised"
+expect_status 2 "$HSWARM" map --task x --budget 3
+cd "$WORK"
 # the benchmark command, small
 expect_status 0 "$HSWARM" bench code repo --functions 3 --queries 20 --json
 expect_json

@@ -26,6 +26,9 @@ function main(ctx)
   out[#out + 1] = "slice " .. (s.text:find("def square%(x%):") and "has-callee" or "no-callee")
   local f = code.search(ctx, "area of a square")
   out[#out + 1] = "search " .. f.hits[1].definition.qname
+  local m = code.map(ctx, "compute the area", 64)
+  out[#out + 1] = "map " .. (m.text:find("^calc.py:\n") and "ok" or m.text) .. " " ..
+                  tostring(m.tokens <= 64 and m.personalized > 0)
   local none, err = code.sym(ctx, "")
   out[#out + 1] = "empty " .. tostring(none and #none)
   local p = "@@ replace square in calc.py\ndef square(x):\n    return x ** 2\n"
@@ -43,6 +46,7 @@ expect_in out.txt "calc.py:5 function The area of a square."
 expect_in out.txt "|caller area|"
 expect_in out.txt "|slice has-callee|"
 expect_in out.txt "|search area|"
+expect_in out.txt "|map ok true|"
 expect_in out.txt "|tried true false|"
 expect_in out.txt "|bad false line 1: no definition cube in calc.py"
 expect_in out.txt "|written true"
