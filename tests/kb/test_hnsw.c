@@ -96,7 +96,10 @@ static void test_recall_and_removal(void **state) {
   nan_v[3] = NAN;
   assert_int_equal(hnsw_add(h, 1, zero), HS_EINVAL);
   assert_int_equal(hnsw_add(h, 1, nan_v), HS_EINVAL);
-  assert_int_equal(hnsw_create(0, 16, 100, 1, &h) == HS_EINVAL, 1);
+  hnsw *none;
+  assert_int_equal(hnsw_create(0, 16, 100, 1, &none), HS_EINVAL);
+  assert_int_equal(hnsw_create(DIM, 2, 100, 1, &none), HS_EINVAL);
+  assert_null(none);
   hnsw_free(h);
 }
 
