@@ -81,6 +81,11 @@ static int header_target(const char *s, size_t len, uint32_t ln, hs_patch_op *op
   if (name_len == 0)
     return hs_set_error(&hs_patch_err, HS_EINVAL, "patch line %u: the header names no definition",
                         ln);
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)s[i] < 0x20 && s[i] != '\t')
+      return hs_set_error(&hs_patch_err, HS_EINVAL,
+                          "patch line %u: a control character (byte %u) in the header", ln,
+                          (unsigned)(unsigned char)s[i]);
   if (name_len > MAX_NAME)
     return hs_set_error(&hs_patch_err, HS_EINVAL, "patch line %u: the name is longer than %d bytes",
                         ln, MAX_NAME);

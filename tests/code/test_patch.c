@@ -135,6 +135,7 @@ static void test_parse(void **state) {
   parse_fails("@@ replace f in a.c\n\n@@ end\n", "line 1: the replace has no definition text");
   parse_fails("@@ delete f in a.c\nint f;\n", "line 2: a delete takes no text");
   parse_fails("@@ replace f in\nx\n", "\"in\" without a path");
+  parse_fails("@@ replace f\001g in a.c\nx\n", "line 1: a control character (byte 1)");
 }
 
 static hs_patch_result *apply(const char *patch, const char *default_path) {
