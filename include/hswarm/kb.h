@@ -159,6 +159,33 @@ typedef struct hs_kb_hits {
 int hs_kb_search(hs_kb *kb, const char *query, size_t limit, hs_kb_hits **out);
 void hs_kb_hits_free(hs_kb_hits *h);
 
+/* ---- tier 3: vectors ---- */
+struct hs_model;
+struct hs_tokenizer;
+
+typedef struct hs_kb_embed_stats {
+  uint64_t embedded;      /* definitions embedded this time */
+  uint64_t kept;          /* already in the vector index */
+  uint64_t removed;       /* vectors of definitions that are gone */
+  uint64_t failed;        /* could not be embedded (empty text) */
+  uint64_t vectors;       /* in the index afterwards */
+  double seconds;
+} hs_kb_embed_stats;
+
+/* Brings the vector index up to date with the definitions (run after hs_kb_index): each new one
+ * embedded with m (the engine's mean-pooled final hidden states of "KIND QNAME\nSIGNATURE\nDOC",
+ * its first 256 tokens), those gone removed. tag names the model (vectors made by another tag
+ * are discarded and made again). Stored in the index directory (vectors.hnsw, an HNSW graph:
+ * src/kb/hnsw.h). 0, HS_EIO, HS_ENOMEM. */
+int hs_kb_embed(hs_kb *kb, struct hs_model *m, const struct hs_tokenizer *tok, const char *tag,
+                hs_kb_embed_stats *st);
+
+/* hs_kb_search, merged with the nearest definitions to the query's embedding (50 of each,
+ * reciprocal rank fusion with k = 60). Without a model (m NULL) it is hs_kb_search. HS_ENOENT
+ * when the index holds no vectors of tag (run hs_kb_embed). */
+int hs_kb_search_hybrid(hs_kb *kb, const char *query, size_t limit, struct hs_model *m,
+                        const struct hs_tokenizer *tok, const char *tag, hs_kb_hits **out);
+
 /* ---- context for agents: function slices ---- */
 struct hs_tokenizer;
 

@@ -5,9 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/model_opts.h"
+#include "hswarm/engine.h"
 #include "hswarm/gguf.h"
 #include "hswarm/kb.h"
 #include "hswarm/tokenizer.h"
@@ -24,7 +27,8 @@ static void kb_usage(FILE *f, const char *cmd) {
           "Indexes the repository containing DIR (default: the current directory): definitions\n"
           "and references of its C, Python, JavaScript and TypeScript files, in an index kept\n"
           "outside it (default: under ~/.cache/hswarm/index). Only changed files are parsed.\n"
-          "  --rebuild   discard the index and build it again\n",
+          "  --rebuild   discard the index and build it again\n"
+          "  -m MODEL    also embed every definition with MODEL (semantic search: search -m)\n",
           f);
   else if (!strcmp(cmd, "map"))
     fputs("usage: hswarm map [DIR] --task TEXT [--budget TOKENS] [-m MODEL] [--index DIR] "
@@ -41,9 +45,11 @@ static void kb_usage(FILE *f, const char *cmd) {
           "MODEL's tokenizer (without -m: about 4 bytes per token).\n",
           f);
   else if (!strcmp(cmd, "search"))
-    fputs("usage: hswarm search QUERY [--limit N] [--repo DIR] [--index DIR] [--json]\n"
+    fputs("usage: hswarm search QUERY [--limit N] [-m MODEL] [--repo DIR] [--index DIR] "
+          "[--json]\n"
           "The definitions best matching QUERY's words (identifiers are split into words too)\n"
-          "over names, signatures, doc comments and bodies: full text, ranked by BM25.\n"
+          "over names, signatures, doc comments and bodies: full text, ranked by BM25; with -m,\n"
+          "merged with the definitions nearest to the query's embedding (index -m MODEL first).\n"
           "  --limit N   at most N results (1 to 1000; default 10)\n",
           f);
   else
@@ -86,7 +92,8 @@ static int parse_args(const char *cmd, int argc, char **argv, kb_args *a) {
         return EXIT_USAGE;
       }
     } else if ((!strcmp(s, "-m") || !strcmp(s, "--model")) && i + 1 < argc &&
-               (!strcmp(cmd, "slice") || !strcmp(cmd, "map"))) {
+               (!strcmp(cmd, "slice") || !strcmp(cmd, "map") || !strcmp(cmd, "index") ||
+                !strcmp(cmd, "search"))) {
       a->model = argv[++i];
     } else if (!strcmp(s, "--limit") && i + 1 < argc && !strcmp(cmd, "search")) {
       if (cli_parse_u64(argv[++i], 0, &a->limit) != 0 || a->limit < 1 || a->limit > 1000) {
@@ -129,6 +136,23 @@ static hs_kb *open_kb(const char *cmd, const char *dir, const char *index, int c
   return kb;
 }
 
+/* The model of -m with its tokenizer, and a tag naming it (file name, size, width). NULL and
+ * an exit code's message on failure. */
+static hs_model *open_embedder(const char *cmd, const char *path, hs_tokenizer **tok, char *tag,
+                               size_t cap, int json) {
+  hs_model *m = NULL;
+  if (cli_open_model(path, 0, true, &m, tok) != 0) {
+    fprintf(stderr, "hswarm %s: %s\n", cmd, cli_last_failure());
+    if (json) cli_json_error(cmd, cli_last_failure());
+    return NULL;
+  }
+  struct stat st;
+  const char *base = strrchr(path, '/');
+  snprintf(tag, cap, "%s:%lld:%u", base ? base + 1 : path,
+           stat(path, &st) == 0 ? (long long)st.st_size : -1LL, hs_model_get_params(m)->n_embd);
+  return m;
+}
+
 static int show_progress;
 static void progress(const hs_kb_index_stats *st, const char *path, uint64_t total, void *ud) {
   (void)path, (void)ud;
@@ -156,8 +180,28 @@ int cmd_index(int argc, char **argv) {
     return EXIT_ERROR;
   }
   double lps = st.seconds > 0 ? (double)st.lines_parsed / st.seconds : 0;
+  hs_kb_embed_stats es = {0};
+  if (a.model) {
+    hs_tokenizer *tok = NULL;
+    char tag[512];
+    hs_model *m = open_embedder("index", a.model, &tok, tag, sizeof tag, a.json);
+    int erc = !m ? -1 : hs_kb_embed(kb, m, tok, tag, &es);
+    if (m && erc) {
+      fprintf(stderr, "hswarm index: %s\n", hs_kb_last_error());
+      if (a.json) cli_json_error("index", hs_kb_last_error());
+    }
+    hs_tokenizer_destroy(tok);
+    hs_model_close(m);
+    if (erc) {
+      hs_kb_close(kb);
+      return EXIT_ERROR;
+    }
+  }
   if (a.json) {
-    printf("{\"command\":\"index\",\"status\":\"ok\",\"root\":");
+    printf("{\"command\":\"index\",\"status\":\"ok\",\"vectors\":{\"embedded\":%llu,"
+           "\"kept\":%llu,\"removed\":%llu,\"total\":%llu,\"seconds\":%.3f},\"root\":",
+           (unsigned long long)es.embedded, (unsigned long long)es.kept,
+           (unsigned long long)es.removed, (unsigned long long)es.vectors, es.seconds);
     cli_json_string(stdout, hs_kb_root(kb));
     printf(",\"index\":");
     cli_json_string(stdout, hs_kb_dir(kb));
@@ -184,6 +228,10 @@ int cmd_index(int argc, char **argv) {
              (unsigned long long)st.unreadable, (unsigned long long)st.with_errors);
     printf("%llu definitions, %llu references in %.2f s\n", (unsigned long long)st.definitions,
            (unsigned long long)st.references, st.seconds);
+    if (a.model)
+      printf("vectors: %llu embedded, %llu kept, %llu removed: %llu in %.2f s\n",
+             (unsigned long long)es.embedded, (unsigned long long)es.kept,
+             (unsigned long long)es.removed, (unsigned long long)es.vectors, es.seconds);
   }
   hs_kb_close(kb);
   return 0;
@@ -302,8 +350,19 @@ int cmd_search(int argc, char **argv) {
   if (rc) return rc < 0 ? 0 : rc;
   hs_kb *kb = open_kb("search", a.repo, a.index, 0, a.json);
   if (!kb) return EXIT_ERROR;
+  hs_tokenizer *tok = NULL;
+  hs_model *m = NULL;
+  char tag[512];
+  if (a.model && !(m = open_embedder("search", a.model, &tok, tag, sizeof tag, a.json))) {
+    hs_kb_close(kb);
+    return EXIT_ERROR;
+  }
   hs_kb_hits *h;
-  if (hs_kb_search(kb, a.name, (size_t)a.limit, &h) != 0) {
+  rc = m ? hs_kb_search_hybrid(kb, a.name, (size_t)a.limit, m, tok, tag, &h)
+         : hs_kb_search(kb, a.name, (size_t)a.limit, &h);
+  hs_tokenizer_destroy(tok);
+  hs_model_close(m);
+  if (rc != 0) {
     fprintf(stderr, "hswarm search: %s\n", hs_kb_last_error());
     if (a.json) cli_json_error("search", hs_kb_last_error());
     hs_kb_close(kb);
@@ -314,7 +373,7 @@ int cmd_search(int argc, char **argv) {
     cli_json_string(stdout, a.name);
     printf(",\"method\":");
     cli_json_string(stdout, h->method);
-    printf(",\"semantic\":false,\"hits\":[");
+    printf(",\"semantic\":%s,\"hits\":[", a.model ? "true" : "false");
     for (size_t i = 0; i < h->n; i++) {
       printf("%s{\"score\":%.4f,\"definition\":", i ? "," : "", h->items[i].score);
       json_sym(&h->items[i].sym);
@@ -322,7 +381,8 @@ int cmd_search(int argc, char **argv) {
     }
     printf("]}\n");
   } else {
-    printf("search: %s; full text only (no semantic search without a model)\n", h->method);
+    printf("search: %s%s\n", h->method,
+           a.model ? "" : "; full text only (no semantic search without a model: -m)");
     for (size_t i = 0; i < h->n; i++) {
       const hs_kb_sym *s = &h->items[i].sym;
       printf("%7.3f %s:%u-%u %s %s  %s\n", h->items[i].score, s->path, s->start_line,

@@ -415,6 +415,18 @@ int hnsw_add(hnsw *h, uint64_t id, const float *v) {
   return rc;
 }
 
+int hnsw_has(const hnsw *h, uint64_t id) { return find(h, id) >= 0; }
+
+size_t hnsw_ids(const hnsw *h, uint64_t *ids, size_t cap) {
+  size_t k = 0;
+  for (size_t i = 0; i < h->n; i++)
+    if (!h->nodes[i].deleted) {
+      if (k < cap) ids[k] = h->nodes[i].id;
+      k++;
+    }
+  return k;
+}
+
 int hnsw_remove(hnsw *h, uint64_t id) {
   for (size_t s = slot_of(h, id);; s = (s + 1) & (h->nslots - 1)) {
     int32_t n = h->slots[s];

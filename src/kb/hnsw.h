@@ -32,6 +32,11 @@ size_t hnsw_deleted(const hnsw *h);  /* tombstones */
 /* Adds vector v (dim floats; normalised here) under id. An id already present is replaced (the
  * old entry becomes a tombstone). 0, HS_EINVAL (a zero or non-finite vector), HS_ENOMEM. */
 int hnsw_add(hnsw *h, uint64_t id, const float *v);
+/* 1 when id is a live entry. */
+int hnsw_has(const hnsw *h, uint64_t id);
+/* The live ids, in insertion order, into ids (cap of them); returns how many there are. */
+size_t hnsw_ids(const hnsw *h, uint64_t *ids, size_t cap);
+
 /* Marks id deleted: 0, or HS_ENOENT. */
 int hnsw_remove(hnsw *h, uint64_t id);
 

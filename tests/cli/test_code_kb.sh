@@ -46,8 +46,22 @@ expect_status 0 "$HSWARM" search "report show" --json
 jq -e '.semantic == false and .method == "full text (BM25)" and
        .hits[0].definition.qname == "Report.show"' out.txt >/dev/null || fail "search: $(cat out.txt)"
 expect_status 0 "$HSWARM" search squareArea     # identifiers are split into words
-expect_in out.txt "full text only (no semantic search without a model)"
+expect_in out.txt "full text only (no semantic search without a model: -m)"
 expect_in out.txt "function square"
+# with a model: vectors for every definition, then hybrid search (the shipped model's
+# embeddings mean little for code, but every part runs: embedding, HNSW, fusion)
+expect_status 3 "$HSWARM" search "report" -m "$SRC/models/expr.gguf"
+expect_in err.txt "no vectors of this model in the index"
+expect_status 0 "$HSWARM" index -m "$SRC/models/expr.gguf" --json
+jq -e '.vectors.embedded == 4 and .vectors.total == 4' out.txt >/dev/null ||
+  fail "index -m: $(cat out.txt)"
+expect_status 0 "$HSWARM" search "report show" -m "$SRC/models/expr.gguf" --json
+jq -e '.semantic and (.method | startswith("hybrid")) and (.hits | length) == 4 and
+       ([.hits[0:2][].definition.qname] | index("Report.show")) != null' out.txt >/dev/null ||
+  fail "hybrid search: $(cat out.txt)"
+expect_status 0 "$HSWARM" index -m "$SRC/models/expr.gguf" --json
+jq -e '.vectors.embedded == 0 and .vectors.kept == 4' out.txt >/dev/null ||
+  fail "index -m again: $(cat out.txt)"
 expect_status 1 "$HSWARM" search "zebra giraffe"
 expect_in err.txt "nothing matches"
 expect_status 3 "$HSWARM" search "+++ ..."
