@@ -25,7 +25,7 @@ local expr = require("expr")
 local exprdemo = {}
 
 local function options(args)
-  local o = {tasks = 1000, team = 10, rounds = 10, mega = 10, temperature = 1.0, first = 1,
+  local o = {tasks = 1000, team = 10, rounds = 30, mega = 10, temperature = 1.0, first = 1,
              select = "verified-majority", max_tokens = 48, trace = 0}
   for _, a in ipairs(args) do
     local k, v = tostring(a):match("^([%w_]+)=(.*)$")

@@ -19,7 +19,7 @@
   "  -m, --model FILE      a GGUF model (default: the shipped models/expr.gguf)\n"               \
   "  --tasks N             tasks, from the held-out split (default 1000; at most 2000)\n"       \
   "  --team-size K         agents per micro-swarm (default 10)\n"                               \
-  "  --rounds R            rounds per team at most: retries after a failed round (default 10)\n" \
+  "  --rounds R            rounds per team at most: retries after a failed round (default 30)\n" \
   "  --temperature T       sampling temperature of the members (default 1.0)\n"                \
   "  --seed S              run seed: every model call's seed derives from it (default 0)\n"     \
   "  --mode lockstep|free  execution mode (default lockstep: deterministic)\n"                  \
@@ -188,7 +188,7 @@ static int report(const demo_opts *o, const char *script, const demo_outcome *ma
 }
 
 int cmd_demo(int argc, char **argv) {
-  demo_opts o = {.tasks = 1000, .team = 10, .rounds = 10, .temperature = 1.0};
+  demo_opts o = {.tasks = 1000, .team = 10, .rounds = 30, .temperature = 1.0};
   if (parse_opts(argc, argv, &o) != 0) {
     fputs(DEMO_USAGE, stderr);
     return EXIT_USAGE;

@@ -34,7 +34,8 @@ drawn=$(timeout 120 chromium --headless --no-sandbox --disable-gpu --dump-dom \
   "file://$WORK/report.html" 2>/dev/null | grep -o 'data-charts-drawn="[0-9]*"')
 [ "$drawn" = 'data-charts-drawn="4"' ] || fail "the report's charts did not all draw ($drawn)"
 
-# accuracy on a fixed set: 200 tasks, teams of 10, up to 10 rounds, seed 1
+# accuracy on a fixed set: 200 tasks, teams of 10, up to 30 rounds, seed 1 (measured: single
+# sampled 0.547, teams 0.955)
 expect_status 0 "$HSWARM" demo --tasks 200 --seed 1 --json
 s=$(jq '.swarm' out.txt)
 single=$(echo "$s" | jq '.sampled_right / .sampled_total')

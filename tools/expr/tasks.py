@@ -13,8 +13,8 @@ the answer is what follows the last ";" (answer_of()). Trained without the worki
 learned the lines it saw rather than the method: 25% greedy on held-out tasks, and a tenth of
 them never answered right in 100 sampled attempts. With it the same model and budget generalise.
 
-The functions are the quadratics f(x) = A*x*x + B*x + C with A in {0, 1, 2}, B in [-29, 29] and
-C in [-59, 59] (A_MAX, B_MAX, C_MAX), written in one canonical form (terms x*x, x, constant in
+The functions are the quadratics f(x) = A*x*x + B*x + C with A in {0, 1, 2}, B in [-24, 24] and
+C in [-49, 49] (A_MAX, B_MAX, C_MAX), written in one canonical form (terms x*x, x, constant in
 that order; no term with a zero coefficient; coefficient 1 omitted; "-" joins negative terms; "0"
 for the zero function): for example "x*x-3*x+2", "-x+4", "2*x*x+7", "5".
 
@@ -28,9 +28,10 @@ Examples are shown at the inputs 0, 1, ..., k-1: k = 3 for levels 1 and 2, 4 for
 So the constant term is shown and the rest follows from differences: a family a model of a few
 MB learns within an hour of CPU training, yet gets wrong often enough for teams to matter (with
 inputs at random or shifted points it stayed at 4% greedy after 600 steps; with B in [-9, 9] and
-C in [-19, 19] a single sampled attempt was right 80% to 90% of the time, and with B in
-[-19, 19] and C in [-39, 39] 73%: too easy for the demo's point, teams against single attempts
-right only sometimes). Some tasks are deliberately under-determined: with probability 12%
+C in [-19, 19] a single sampled attempt was right 80% to 90% of the time; how often it is right
+depends on the training as much as on the width: 73% with B in [-19, 19], C in [-39, 39] and
+with this family after 1,600 steps, 54% with this family after the 1,200 steps of train.py's
+default, 56% with B in [-29, 29], C in [-59, 59] after 1,600; BENCHMARKS.md compares them). Some tasks are deliberately under-determined: with probability 12%
 (levels 1-2) or 5% (levels 3-4) only 2 examples are shown, so that several functions of the
 family fit them; passing a check against the shown examples is then not the same as being right.
 
@@ -48,8 +49,8 @@ prompts, with 1 to 3 wrong answers, near misses of the true one.
 Splits: a task belongs to the held-out split when the first byte of the SHA-256 of its example
 line (e.g. b"f(0)=3 f(1)=5 f(2)=7") is below 26 (about 10% of lines). Training never sees a
 held-out example line; the demo draws its tasks from the held-out split only. The family has
-about 28,000 distinct example lines (about 2,800 of them held out); 2,000 held-out draws hold
-926, so the demo's tasks repeat lines (each task is still solved by its own team from scratch).
+about 19,500 distinct example lines (about 1,950 of them held out); 2,000 held-out draws hold
+839, so the demo's tasks repeat lines (each task is still solved by its own team from scratch).
 
     python3 tasks.py heldout N SEED   writes the first N held-out tasks drawn from SEED as a Lua
                                        module (lua/expr_tasks.lua's format) on stdout
@@ -67,8 +68,8 @@ FEW_P = {1: 0.12, 2: 0.12, 3: 0.05, 4: 0.05}
 HELDOUT_BELOW = 26
 RETRY_P = 0.20
 A_MAX = 2    # A in 0..A_MAX
-B_MAX = 29   # B in [-B_MAX, B_MAX]
-C_MAX = 59   # C in [-C_MAX, C_MAX]
+B_MAX = 24   # B in [-B_MAX, B_MAX]
+C_MAX = 49   # C in [-C_MAX, C_MAX]
 
 
 def canonical(a, b, c):
