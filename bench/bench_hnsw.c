@@ -60,7 +60,7 @@ int main(int argc, char **argv) {
     hnsw_search_exact(h, q + k * dim, 10, exact[k], s, &got);
     exact_time += now() - t;
   }
-  const size_t efs[] = {16, 32, 64, 128, 256};
+  const size_t efs[] = {16, 32, 64, 128, 256, 512};
   double *lat = malloc(nq * sizeof *lat);
   for (size_t e = 0; e < sizeof efs / sizeof efs[0]; e++) {
     size_t hit = 0;
