@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/strbuf.h"
 #include "hswarm/alloc.h"
 #include "hswarm/patch.h"
 
@@ -44,32 +45,6 @@ typedef struct edit {
   char op;
   const tline *l;
 } edit;
-
-typedef struct sbuf {
-  char *d;
-  size_t n, cap;
-  int oom;
-} sbuf;
-
-static void put(sbuf *b, const char *s, size_t n) {
-  if (b->oom) return;
-  if (b->n + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 4096;
-    while (cap < b->n + n + 1) cap *= 2;
-    char *d = hs_realloc(b->d, cap);
-    if (!d) {
-      b->oom = 1;
-      return;
-    }
-    b->d = d;
-    b->cap = cap;
-  }
-  memcpy(b->d + b->n, s, n);
-  b->n += n;
-  b->d[b->n] = 0;
-}
-
-static void puts_s(sbuf *b, const char *s) { put(b, s, strlen(s)); }
 
 /* The edits turning a[0..na) into b[0..nb): *n edits, or NULL (out of memory). */
 static edit *edits(const tline *a, size_t na, const tline *b, size_t nb, size_t *n) {
@@ -113,12 +88,12 @@ static edit *edits(const tline *a, size_t na, const tline *b, size_t nb, size_t 
   return e;
 }
 
-static void emit_line(sbuf *o, const edit *e) {
+static void emit_line(hs_strbuf *o, const edit *e) {
   char c = e->op;
-  put(o, &c, 1);
-  put(o, e->l->s, e->l->len);
-  puts_s(o, "\n");
-  if (!e->l->nl) puts_s(o, "\\ No newline at end of file\n");
+  hs_strbuf_add(o, &c, 1);
+  hs_strbuf_add(o, e->l->s, e->l->len);
+  hs_strbuf_puts(o, "\n");
+  if (!e->l->nl) hs_strbuf_puts(o, "\\ No newline at end of file\n");
 }
 
 char *hs_unified_diff(const char *path, const char *a, size_t a_len, const char *b,
@@ -126,8 +101,8 @@ char *hs_unified_diff(const char *path, const char *a, size_t a_len, const char 
   size_t na, nb, ne;
   tline *la = split(a, a_len, &na), *lb = split(b, b_len, &nb);
   edit *e = la && lb ? edits(la, na, lb, nb, &ne) : NULL;
-  sbuf o = {0};
-  if (!e) o.oom = 1;
+  hs_strbuf o = {0};
+  if (!e) o.oom = true;
   int header = 0;
   size_t i = 0;
   while (e && i < ne) {
@@ -159,26 +134,18 @@ char *hs_unified_diff(const char *path, const char *a, size_t a_len, const char 
     if (!header) {
       char h[4200];
       snprintf(h, sizeof h, "--- a/%s\n+++ b/%s\n", path, path);
-      puts_s(&o, h);
+      hs_strbuf_puts(&o, h);
       header = 1;
     }
     char h[96];
     snprintf(h, sizeof h, "@@ -%zu,%zu +%zu,%zu @@\n", ac ? a0 + 1 : a0, ac, bc ? b0 + 1 : b0,
              bc);
-    puts_s(&o, h);
+    hs_strbuf_puts(&o, h);
     for (size_t k = start; k < end; k++) emit_line(&o, &e[k]);
     i = end;
   }
   hs_free(la);
   hs_free(lb);
   hs_free(e);
-  if (o.oom) {
-    hs_free(o.d);
-    return NULL;
-  }
-  if (!o.d) {
-    o.d = hs_malloc(1);
-    if (o.d) o.d[0] = 0;
-  }
-  return o.d;
+  return hs_strbuf_take(&o);
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/last_error.h"
+#include "core/strbuf.h"
 #include "hswarm/alloc.h"
 #include "hswarm/chat.h"
 #include "hswarm/error.h"
@@ -55,42 +56,6 @@ struct hs_chat_template {
   bool trim;
 };
 
-/* ---- a growable string ---- */
-
-typedef struct sbuf {
-  char *p;
-  size_t n, cap;
-  bool oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n) {
-  if (b->oom) return;
-  if (b->n + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->n + n + 1) cap *= 2;
-    char *p = hs_realloc(b->p, cap);
-    if (!p) {
-      b->oom = true;
-      return;
-    }
-    b->p = p;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = '\0';
-}
-
-/* Finishes b as a NUL-terminated string (an empty one when nothing was added). */
-static char *sb_take(sbuf *b) {
-  if (!b->p && !b->oom) sb_add(b, "", 0);
-  if (b->oom) {
-    hs_free(b->p);
-    return NULL;
-  }
-  return b->p;
-}
-
 /* ---- parsing ---- */
 
 typedef struct parser {
@@ -115,7 +80,7 @@ static int hexval(int c) {
 static int parse_string(parser *p, char **out) {
   if (p->s >= p->end || *p->s != '"') return perr(p, p->s, "expected a double-quoted string");
   const char *q = p->s + 1;
-  sbuf b = {0};
+  hs_strbuf b = {0};
   for (;;) {
     if (q >= p->end || *q == '\n') {
       hs_free(b.p);
@@ -124,7 +89,7 @@ static int parse_string(parser *p, char **out) {
     char c = *q;
     if (c == '"') break;
     if (c != '\\') {
-      sb_add(&b, q, 1);
+      hs_strbuf_add(&b, q, 1);
       q++;
       continue;
     }
@@ -153,11 +118,11 @@ static int parse_string(parser *p, char **out) {
       hs_free(b.p);
       return perr(p, q, "unknown escape (use \\n \\t \\r \\\\ \\\" or \\xHH)");
     }
-    sb_add(&b, &v, 1);
+    hs_strbuf_add(&b, &v, 1);
     q += 2;
   }
   p->s = q + 1;
-  char *s = sb_take(&b);
+  char *s = hs_strbuf_take(&b);
   if (!s) return hs_set_error(&err, HS_ENOMEM, "out of memory parsing a chat template");
   *out = s;
   return 0;
@@ -312,10 +277,10 @@ int hs_chat_template_load_file(const char *path, hs_chat_template **out) {
   FILE *f = fopen(path, "rb");
   if (!f)
     return hs_set_error(&err, errno == ENOENT ? HS_ENOENT : HS_EIO, "%s: %s", path, strerror(errno));
-  sbuf b = {0};
+  hs_strbuf b = {0};
   char chunk[4096];
   size_t got;
-  while ((got = fread(chunk, 1, sizeof chunk, f)) > 0 && b.n <= MAX_TEMPLATE_BYTES) sb_add(&b, chunk, got);
+  while ((got = fread(chunk, 1, sizeof chunk, f)) > 0 && b.n <= MAX_TEMPLATE_BYTES) hs_strbuf_add(&b, chunk, got);
   int io_error = ferror(f);
   fclose(f);
   if (io_error) {
@@ -327,7 +292,7 @@ int hs_chat_template_load_file(const char *path, hs_chat_template **out) {
     return hs_set_error(&err, HS_ECORRUPT, "%s: larger than %u bytes", path, MAX_TEMPLATE_BYTES);
   }
   size_t n = b.n;
-  char *text = sb_take(&b);
+  char *text = hs_strbuf_take(&b);
   if (!text) return hs_set_error(&err, HS_ENOMEM, "out of memory reading %s", path);
   int rc = hs_chat_template_parse(text, n, path, out);
   hs_free(text);
@@ -409,27 +374,27 @@ const char *hs_chat_template_stop(const hs_chat_template *t, size_t i) {
 
 /* ---- rendering ---- */
 
-static void add_content(sbuf *b, const char *s, bool trim) {
+static void add_content(hs_strbuf *b, const char *s, bool trim) {
   size_t n = strlen(s);
   if (trim) {
     while (n && isspace((unsigned char)*s)) s++, n--;
     while (n && isspace((unsigned char)s[n - 1])) n--;
   }
-  sb_add(b, s, n);
+  hs_strbuf_add(b, s, n);
 }
 
 /* Appends a field's text with its placeholders filled. */
-static void expand(sbuf *b, const char *field, const char *content, const char *system, bool trim) {
+static void expand(hs_strbuf *b, const char *field, const char *content, const char *system, bool trim) {
   const char *c = field;
   while (*c) {
     const char *brace = strpbrk(c, "{}");
     if (!brace) {
-      sb_add(b, c, strlen(c));
+      hs_strbuf_add(b, c, strlen(c));
       break;
     }
-    sb_add(b, c, (size_t)(brace - c));
+    hs_strbuf_add(b, c, (size_t)(brace - c));
     if (brace[0] == brace[1]) { /* {{ or }} */
-      sb_add(b, brace, 1);
+      hs_strbuf_add(b, brace, 1);
       c = brace + 2;
     } else if (!strncmp(brace, "{content}", 9)) {
       add_content(b, content ? content : "", trim);
@@ -452,7 +417,7 @@ int hs_chat_render(const hs_chat_template *t, const hs_chat_message *msgs, size_
       return hs_set_error(&err, HS_EINVAL,
                           "message %zu: unknown role '%s' (system, user or assistant)", i, msgs[i].role);
   }
-  sbuf b = {0};
+  hs_strbuf b = {0};
   size_t i = 0;
   /* the conversation's system message: the first message's, or the template's default */
   const char *system = NULL;
@@ -491,8 +456,8 @@ int hs_chat_render(const hs_chat_template *t, const hs_chat_message *msgs, size_
                         "chat template '%s' folds the system message into the first user message, "
                         "and there is none", t->name);
   }
-  if (add_generation_prompt) sb_add(&b, t->fields[F_GENERATION_PROMPT], strlen(t->fields[F_GENERATION_PROMPT]));
-  char *s = sb_take(&b);
+  if (add_generation_prompt) hs_strbuf_add(&b, t->fields[F_GENERATION_PROMPT], strlen(t->fields[F_GENERATION_PROMPT]));
+  char *s = hs_strbuf_take(&b);
   if (!s) return hs_set_error(&err, HS_ENOMEM, "out of memory rendering a chat");
   *out = s;
   return 0;

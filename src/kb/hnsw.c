@@ -249,6 +249,30 @@ static int search_layer(hnsw *h, const float *q, int32_t ep, size_t ef, int l, i
   return rc;
 }
 
+/* From the entry point down to level `until` + 1: on each level, move to a closer neighbour
+ * while there is one. The node reached. */
+static int32_t descend(hnsw *h, const float *q, int until) {
+  int32_t ep = h->entry;
+  for (int l = h->max_level; l > until; l--) {
+    int moved = 1;
+    float d = dist(h, q, vec(h, ep));
+    while (moved) {
+      moved = 0;
+      uint32_t *cnt;
+      int32_t *lk = links(h, ep, l, &cnt);
+      for (uint32_t i = 0; i < *cnt; i++) {
+        float dn = dist(h, q, vec(h, lk[i]));
+        if (dn < d) {
+          d = dn;
+          ep = lk[i];
+          moved = 1;
+        }
+      }
+    }
+  }
+  return ep;
+}
+
 static int cmp_cand(const void *a, const void *b) {
   const cand *x = a, *y = b;
   if (x->d != y->d) return x->d < y->d ? -1 : 1;
@@ -378,24 +402,7 @@ int hnsw_add(hnsw *h, uint64_t id, const float *v) {
     return 0;
   }
   const float *qv = vec(h, q);
-  int32_t ep = h->entry;
-  for (int l = h->max_level; l > level; l--) { /* greedy descent */
-    int moved = 1;
-    float d = dist(h, qv, vec(h, ep));
-    while (moved) {
-      moved = 0;
-      uint32_t *cnt;
-      int32_t *lk = links(h, ep, l, &cnt);
-      for (uint32_t i = 0; i < *cnt; i++) {
-        float dn = dist(h, qv, vec(h, lk[i]));
-        if (dn < d) {
-          d = dn;
-          ep = lk[i];
-          moved = 1;
-        }
-      }
-    }
-  }
+  int32_t ep = descend(h, qv, level);
   heap res = {.max = 1};
   for (int l = level < h->max_level ? level : h->max_level; l >= 0 && !rc; l--) {
     rc = search_layer(h, qv, ep, h->efc, l, 0, &res);
@@ -451,24 +458,7 @@ int hnsw_search(hnsw *h, const float *q, size_t k, size_t ef, uint64_t *ids, flo
     hs_free(unit);
     return rc;
   }
-  int32_t ep = h->entry;
-  for (int l = h->max_level; l > 0; l--) {
-    int moved = 1;
-    float d = dist(h, unit, vec(h, ep));
-    while (moved) {
-      moved = 0;
-      uint32_t *cnt;
-      int32_t *lk = links(h, ep, l, &cnt);
-      for (uint32_t i = 0; i < *cnt; i++) {
-        float dn = dist(h, unit, vec(h, lk[i]));
-        if (dn < d) {
-          d = dn;
-          ep = lk[i];
-          moved = 1;
-        }
-      }
-    }
-  }
+  int32_t ep = descend(h, unit, 0);
   size_t want = ef > k ? ef : k;
   heap res = {.max = 1};
   rc = search_layer(h, unit, ep, want, 0, 1, &res);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/strbuf.h"
 #include "hswarm/alloc.h"
 #include "hswarm/error.h"
 #include "hswarm/tokenizer.h"
@@ -39,34 +40,10 @@ static char *read_file(const hs_kb *kb, const char *path, size_t *len) {
   return t;
 }
 
-typedef struct sbuf {
-  char *d;
-  size_t n, cap;
-  int oom;
-} sbuf;
-
-static void add(sbuf *b, const char *s, size_t n) {
-  if (b->oom) return;
-  if (b->n + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 4096;
-    while (cap < b->n + n + 1) cap *= 2;
-    char *d = hs_realloc(b->d, cap);
-    if (!d) {
-      b->oom = 1;
-      return;
-    }
-    b->d = d;
-    b->cap = cap;
-  }
-  memcpy(b->d + b->n, s, n);
-  b->n += n;
-  b->d[b->n] = 0;
-}
-
-static void addf(sbuf *b, const char *fmt, const char *a, const char *c, unsigned line) {
+static void addf(hs_strbuf *b, const char *fmt, const char *a, const char *c, unsigned line) {
   char tmp[1400];
   int n = snprintf(tmp, sizeof tmp, fmt, a, c, line);
-  if (n > 0) add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+  if (n > 0) hs_strbuf_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
 void hs_kb_slice_free(hs_kb_slice *s) {
@@ -122,12 +99,12 @@ int hs_kb_slice_of(hs_kb *kb, const char *name, const struct hs_tokenizer *tok,
     hs_kb_slice_free(s);
     return rc;
   }
-  sbuf b = {0};
+  hs_strbuf b = {0};
   char head[PATH_MAX + 64];
   snprintf(head, sizeof head, "%s %s, lines %u-%u\n", cm, t->path, t->start_line, t->end_line);
-  add(&b, head, strlen(head));
-  add(&b, file + t->start_byte, t->end_byte - t->start_byte);
-  add(&b, "\n", 1);
+  hs_strbuf_puts(&b, head);
+  hs_strbuf_add(&b, file + t->start_byte, t->end_byte - t->start_byte);
+  hs_strbuf_puts(&b, "\n");
   const char *paths[256];
   size_t np = 0;
   note_path(paths, &np, t->path);
@@ -162,9 +139,9 @@ int hs_kb_slice_of(hs_kb *kb, const char *name, const struct hs_tokenizer *tok,
   }
   if (!rc && b.oom) rc = hs_set_error(&hs_kb_err, HS_ENOMEM, "kb: out of memory");
   if (!rc) {
-    s->text = b.d;
+    s->text = b.p;
     s->len = b.n;
-    b.d = NULL;
+    b.p = NULL;
     s->approximate = tok == NULL;
     s->slice_tokens = hs_kb_count_tokens(tok, s->text, s->len);
     s->n_files = np;
@@ -178,7 +155,7 @@ int hs_kb_slice_of(hs_kb *kb, const char *name, const struct hs_tokenizer *tok,
       if (i) hs_free(whole);
     }
   }
-  hs_free(b.d);
+  hs_free(b.p);
   hs_free(file);
   hs_kb_edges_free(callees);
   hs_kb_edges_free(callers);
