@@ -13,7 +13,7 @@
 -- call (the single-attempt baseline). Teams see only the shown examples; the root grades the
 -- answers on the hidden inputs, which never leave it.
 --
--- main(ctx, args): args are "key=value" strings: tasks (1000), team (10), rounds (10), mega (10),
+-- main(ctx, args): args are "key=value" strings: tasks (1000), team (10), rounds (30), mega (10),
 -- temperature (1.0), first (1: the first task index), select (verified-majority), trace (0; 1:
 -- the leads report their rounds through the operation "demo.trace", for hswarm demo --trace).
 -- Returns one JSON object (the report's figures; docs/json.md). When the run registers the
