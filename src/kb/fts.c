@@ -147,31 +147,43 @@ int kb_fts_insert(kb_fts *f, uint64_t id, const char *name, const char *qname,
   return sqlite3_step(f->ins) == SQLITE_DONE ? 0 : fail_sql(f->db, "insert");
 }
 
+size_t kb_text_terms(const char *text, char terms[][64], size_t max, size_t min_len) {
+  size_t n = 0;
+  for (size_t i = 0; text[i] && n < max;) {
+    while (text[i] && !(isalnum((unsigned char)text[i]) || text[i] == '_')) i++;
+    size_t a = i;
+    while (text[i] && (isalnum((unsigned char)text[i]) || text[i] == '_')) i++;
+    if (i == a) break;
+    char ident[128], split[400], all[600];
+    size_t len = i - a < sizeof ident - 1 ? i - a : sizeof ident - 1;
+    memcpy(ident, text + a, len);
+    ident[len] = 0;
+    kb_words(ident, split, sizeof split);
+    snprintf(all, sizeof all, "%s %s", ident, split);
+    char *save = NULL;
+    for (char *w = strtok_r(all, " ", &save); w && n < max; w = strtok_r(NULL, " ", &save)) {
+      for (char *c = w; *c; c++) *c = (char)tolower((unsigned char)*c);
+      if (strlen(w) < min_len || strlen(w) >= 64) continue;
+      int dup = 0;
+      for (size_t k = 0; k < n && !dup; k++) dup = !strcmp(terms[k], w);
+      if (!dup) snprintf(terms[n++], 64, "%s", w);
+    }
+  }
+  return n;
+}
+
 /* The user's words as an FTS5 query: each identifier and each of its words as a quoted prefix
  * term, joined with OR (BM25 ranks the rows matching more and rarer terms first). */
 static int make_query(const char *q, char *out, size_t cap) {
-  size_t n = 0, terms = 0;
+  char terms[MAX_QUERY_WORDS][64];
+  size_t nt = kb_text_terms(q, terms, MAX_QUERY_WORDS, 1), n = 0;
   out[0] = 0;
-  for (size_t i = 0; q[i] && terms < MAX_QUERY_WORDS;) {
-    while (q[i] && !(isalnum((unsigned char)q[i]) || q[i] == '_')) i++;
-    size_t a = i;
-    while (q[i] && (isalnum((unsigned char)q[i]) || q[i] == '_')) i++;
-    if (i == a) break;
-    char ident[256], words[600];
-    size_t len = i - a < sizeof ident - 1 ? i - a : sizeof ident - 1;
-    memcpy(ident, q + a, len);
-    ident[len] = 0;
-    kb_words(ident, words, sizeof words);
-    char all[900];
-    snprintf(all, sizeof all, "%s %s", ident, words);
-    for (char *w = strtok(all, " "); w && terms < MAX_QUERY_WORDS; w = strtok(NULL, " ")) {
-      int k = snprintf(out + n, cap - n, "%s\"%s\"*", terms ? " OR " : "", w);
-      if (k < 0 || (size_t)k >= cap - n) return -1;
-      n += (size_t)k;
-      terms++;
-    }
+  for (size_t t = 0; t < nt; t++) {
+    int k = snprintf(out + n, cap - n, "%s\"%s\"*", t ? " OR " : "", terms[t]);
+    if (k < 0 || (size_t)k >= cap - n) return -1;
+    n += (size_t)k;
   }
-  return terms ? 0 : -1;
+  return nt ? 0 : -1;
 }
 
 int kb_fts_search(kb_fts *f, const char *query, size_t limit, uint64_t *ids, double *scores,

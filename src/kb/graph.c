@@ -50,39 +50,12 @@ static int cmp_sym(const void *pa, const void *pb) {
   return a->start_byte < b->start_byte ? -1 : a->start_byte > b->start_byte;
 }
 
-/* The symbol ids under key in a DUPSORT db (ids as 8-byte values). */
-static int ids_of(MDB_txn *txn, MDB_dbi db, MDB_val key, uint64_t **ids, size_t *n) {
-  MDB_cursor *c;
-  int rc = mdb_cursor_open(txn, db, &c);
-  if (rc) return kb_fail(rc, "cursor");
-  MDB_val v;
-  size_t cap = 0;
-  *ids = NULL;
-  *n = 0;
-  rc = mdb_cursor_get(c, &key, &v, MDB_SET);
-  while (rc == 0 && *n < MAX_RESULTS) {
-    if (*n == cap) {
-      cap = cap ? cap * 2 : 16;
-      uint64_t *x = hs_realloc(*ids, cap * sizeof *x);
-      if (!x) {
-        mdb_cursor_close(c);
-        return hs_set_error(&hs_kb_err, HS_ENOMEM, "kb: out of memory");
-      }
-      *ids = x;
-    }
-    (*ids)[(*n)++] = kb_get_u64(v.mv_data);
-    rc = mdb_cursor_get(c, &key, &v, MDB_NEXT_DUP);
-  }
-  mdb_cursor_close(c);
-  return rc == 0 || rc == MDB_NOTFOUND ? 0 : kb_fail(rc, "reading an index");
-}
-
 /* Definitions whose (q)name is exactly name, from db. */
 static int collect_named(hs_kb *kb, MDB_txn *txn, MDB_dbi db, const char *name, int qualified,
                          hs_kb_syms *s, size_t *cap) {
   uint64_t *ids;
   size_t n;
-  int rc = ids_of(txn, db, kb_name_key(name), &ids, &n);
+  int rc = kb_dup_ids(txn, db, kb_name_key(name), MAX_RESULTS, &ids, &n);
   for (size_t i = 0; !rc && i < n; i++) {
     hs_kb_sym x;
     rc = kb_read_sym(kb, txn, ids[i], &x);
@@ -154,7 +127,7 @@ int hs_kb_file_syms(hs_kb *kb, const char *path, hs_kb_syms **out) {
     kb_put_u32(fk, fr.file_id);
     uint64_t *ids;
     size_t n;
-    rc = ids_of(txn, kb->file_syms, (MDB_val){4, fk}, &ids, &n);
+    rc = kb_dup_ids(txn, kb->file_syms, (MDB_val){4, fk}, MAX_RESULTS, &ids, &n);
     for (size_t i = 0; !rc && i < n; i++) {
       hs_kb_sym x;
       if ((rc = kb_read_sym(kb, txn, ids[i], &x)) == 0 && (rc = syms_push(*out, &cap, &x)) != 0)

@@ -19,7 +19,7 @@
 #include "kb/kb_impl.h"
 
 #define DEFAULT_MAX_FILE (4ull << 20)
-#define KB_FTS_FAILED (-1) /* an SQLite failure (message already set), among LMDB codes */
+#define KB_FAILED (-1) /* a failure whose message is already set, among LMDB codes */
 
 /* ---- the file list ---- */
 
@@ -178,32 +178,11 @@ static int remove_refs_from(hs_kb *kb, MDB_txn *txn, uint64_t id) {
 static int remove_file_records(hs_kb *kb, MDB_txn *txn, uint32_t file_id) {
   uint8_t fk[4];
   kb_put_u32(fk, file_id);
-  MDB_val key = {4, fk}, v;
-  MDB_cursor *c;
-  int rc = mdb_cursor_open(txn, kb->file_syms, &c);
-  if (rc) return rc;
-  size_t n = 0, cap = 0;
+  MDB_val key = {4, fk};
+  size_t n = 0;
   uint64_t *ids = NULL;
-  rc = mdb_cursor_get(c, &key, &v, MDB_SET);
-  while (rc == 0) {
-    if (n == cap) {
-      cap = cap ? cap * 2 : 64;
-      uint64_t *x = hs_realloc(ids, cap * sizeof *x);
-      if (!x) {
-        rc = ENOMEM;
-        break;
-      }
-      ids = x;
-    }
-    ids[n++] = kb_get_u64(v.mv_data);
-    rc = mdb_cursor_get(c, &key, &v, MDB_NEXT_DUP);
-  }
-  mdb_cursor_close(c);
-  if (rc != MDB_NOTFOUND) {
-    hs_free(ids);
-    return rc;
-  }
-  rc = 0;
+  if (kb_dup_ids(txn, kb->file_syms, key, SIZE_MAX, &ids, &n) != 0) return KB_FAILED;
+  int rc = 0;
   for (size_t i = 0; !rc && i < n; i++) {
     uint8_t sk[8];
     kb_put_u64(sk, ids[i]);
@@ -222,7 +201,7 @@ static int remove_file_records(hs_kb *kb, MDB_txn *txn, uint32_t file_id) {
       }
       if (!rc) rc = mdb_del(txn, kb->syms, &skey, NULL);
     }
-    if (!rc && kb_fts_delete(kb->fts, ids[i]) != 0) rc = KB_FTS_FAILED;
+    if (!rc && kb_fts_delete(kb->fts, ids[i]) != 0) rc = KB_FAILED;
     if (!rc) rc = remove_refs_from(kb, txn, ids[i]);
   }
   hs_free(ids);
@@ -289,7 +268,7 @@ static int add_symbols(hs_kb *kb, MDB_txn *txn, uint32_t file_id, hs_lang lang,
     if (!rc) rc = mdb_put(txn, kb->file_syms, &fkey, &id, 0);
     if (!rc && kb_fts_insert(kb->fts, ids[i], d->name, d->qname, d->signature, d->doc,
                              text + d->start_byte, d->end_byte - d->start_byte) != 0)
-      rc = KB_FTS_FAILED;
+      rc = KB_FAILED;
   }
   for (size_t i = 0; !rc && i < p->n_refs; i++) {
     const hs_ref *r = &p->refs[i];
@@ -525,7 +504,7 @@ int hs_kb_index(hs_kb *kb, const hs_kb_index_opts *o, hs_kb_index_stats *out) {
   if (rc) {
     mdb_txn_abort(txn);
     kb_fts_rollback(kb->fts);
-    return rc == KB_FTS_FAILED ? HS_EIO
+    return rc == KB_FAILED ? HS_EIO
            : rc == ENOMEM      ? hs_set_error(&hs_kb_err, HS_ENOMEM, "kb: out of memory")
                                : kb_fail(rc, "indexing");
   }

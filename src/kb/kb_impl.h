@@ -116,5 +116,12 @@ int kb_fts_search(kb_fts *f, const char *query, size_t limit, uint64_t *ids, dou
                   size_t *n);
 /* The words of an identifier ("parseHTTPHeader_v2" -> "parse http header v 2"). */
 size_t kb_words(const char *s, char *out, size_t cap);
+/* The search terms of a text (a query, a task): each identifier and each of its words, lower
+ * case, distinct, min_len to 63 bytes long, at most max. Returns how many. */
+size_t kb_text_terms(const char *text, char terms[][64], size_t max, size_t min_len);
+
+/* The 8-byte ids stored as duplicates under key in db (at most max), in *ids (hs_free) and *n.
+ * 0, or an HS_E* code with a message. */
+int kb_dup_ids(MDB_txn *txn, MDB_dbi db, MDB_val key, size_t max, uint64_t **ids, size_t *n);
 
 #endif

@@ -39,32 +39,6 @@ static long node_of(const uint64_t *ids, size_t n, uint64_t id) {
   return p ? (long)(p - ids) : -1;
 }
 
-/* Task words: identifiers and their words, lower case, at least 3 bytes. */
-static size_t task_words(const char *task, char words[][64], size_t max) {
-  size_t n = 0;
-  for (size_t i = 0; task[i] && n < max;) {
-    while (task[i] && !(isalnum((unsigned char)task[i]) || task[i] == '_')) i++;
-    size_t a = i;
-    while (task[i] && (isalnum((unsigned char)task[i]) || task[i] == '_')) i++;
-    if (i == a) break;
-    char ident[128], split[400];
-    size_t len = i - a < sizeof ident - 1 ? i - a : sizeof ident - 1;
-    memcpy(ident, task + a, len);
-    ident[len] = 0;
-    kb_words(ident, split, sizeof split);
-    char all[600];
-    snprintf(all, sizeof all, "%s %s", ident, split);
-    for (char *w = strtok(all, " "); w && n < max; w = strtok(NULL, " ")) {
-      for (char *c = w; *c; c++) *c = (char)tolower((unsigned char)*c);
-      if (strlen(w) < 3 || strlen(w) >= 64) continue;
-      int dup = 0;
-      for (size_t k = 0; k < n && !dup; k++) dup = !strcmp(words[k], w);
-      if (!dup) snprintf(words[n++], 64, "%s", w);
-    }
-  }
-  return n;
-}
-
 /* How much the task names s: 3 for its whole name, plus 1 per task word among its name's words
  * (hs_unified_diff: "unified" and "diff" make 2). */
 static int named_in_task(const hs_kb_sym *s, char words[][64], size_t nw) {
@@ -194,7 +168,7 @@ int hs_kb_repo_map(hs_kb *kb, const char *task, uint64_t budget, const struct hs
   }
   /* personalisation */
   char words[MAX_TASK_WORDS][64];
-  size_t nw = task ? task_words(task, words, MAX_TASK_WORDS) : 0;
+  size_t nw = task ? kb_text_terms(task, words, MAX_TASK_WORDS, 3) : 0;
   double mass = 0;
   for (size_t i = 0; i < n && nw; i++) {
     const hs_kb_sym *s = &all->items[order[i]];

@@ -322,3 +322,34 @@ int kb_read_sym(hs_kb *kb, MDB_txn *txn, uint64_t id, hs_kb_sym *s) {
   }
   return 0;
 }
+
+int kb_dup_ids(MDB_txn *txn, MDB_dbi db, MDB_val key, size_t max, uint64_t **ids, size_t *n) {
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(txn, db, &c);
+  if (rc) return kb_fail(rc, "cursor");
+  MDB_val v;
+  size_t cap = 0;
+  *ids = NULL;
+  *n = 0;
+  rc = mdb_cursor_get(c, &key, &v, MDB_SET);
+  while (rc == 0 && *n < max) {
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 16;
+      uint64_t *x = hs_realloc(*ids, cap * sizeof *x);
+      if (!x) {
+        mdb_cursor_close(c);
+        hs_free(*ids);
+        *ids = NULL;
+        return hs_set_error(&hs_kb_err, HS_ENOMEM, "kb: out of memory");
+      }
+      *ids = x;
+    }
+    (*ids)[(*n)++] = kb_get_u64(v.mv_data);
+    rc = mdb_cursor_get(c, &key, &v, MDB_NEXT_DUP);
+  }
+  mdb_cursor_close(c);
+  if (rc == 0 || rc == MDB_NOTFOUND) return 0;
+  hs_free(*ids);
+  *ids = NULL;
+  return kb_fail(rc, "reading an index");
+}
