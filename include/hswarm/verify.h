@@ -9,8 +9,10 @@
  *   hs_verify_command("make test", &o, &r);   // r.exit_code, r.output (feedback), r.timed_out
  *   hs_verify_result_free(&r);
  *
- * The command runs under /bin/sh -c in a fresh temporary directory holding a copy of workdir
- * (files are copied, never linked: the command cannot change the original) with o.files written
+ * The command runs under /bin/sh -c in a fresh temporary directory holding a private copy of
+ * workdir (every file copied; with o.link_copies, when running as root, files the command,
+ * running as nobody, cannot write are hard-linked instead: hswarm/worktree.h; either way the
+ * command cannot change the original) with o.files written
  * over it. The sandbox, each part applied where the system allows it and reported otherwise in
  * r.sandbox (a sentence naming what was not applied):
  *   - a new session and process group; a new PID namespace (every process the command starts
@@ -53,6 +55,9 @@ typedef struct hs_verify_opts {
   uint64_t max_file_bytes;     /* RLIMIT_FSIZE (default 1 GiB) */
   size_t max_output;           /* output bytes kept (default 64 KiB) */
   bool allow_network;          /* default false */
+  bool link_copies;            /* hard-link what the command cannot write (hswarm/worktree.h):
+                                  a fraction of the copying; existing files are then read-only
+                                  to the command (it may replace them, not write into them) */
   const int *cancel;           /* optional: when *cancel becomes nonzero (read atomically, looked
                                   at every 50 ms) the command is killed: r.cancelled */
 } hs_verify_opts;

@@ -20,6 +20,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 #ifdef HS_WITH_CODE
+int cmd_code(int argc, char **argv);  /* code_job.c */
 int cmd_defs(int argc, char **argv);  /* code_defs.c */
 int cmd_patch(int argc, char **argv); /* code_patch.c */
 int cmd_index(int argc, char **argv); /* code_kb.c */
@@ -30,6 +31,7 @@ int cmd_search(int argc, char **argv);
 int cmd_slice(int argc, char **argv);
 int cmd_map(int argc, char **argv);
 int cmd_bench_code(int argc, char **argv); /* code_bench.c */
+int cmd_bench_copies(int argc, char **argv); /* cmd_bench_copies.c */
 /* code_repo.c: the knowledge base of the repository containing repo (index: its directory, or
  * NULL for the default), brought up to date and attached to rt; NULL after cli_fail. Close it
  * after hs_runtime_destroy. */

@@ -40,6 +40,7 @@
 
 #include "hswarm/alloc.h"
 #include "hswarm/error.h"
+#include "hswarm/worktree.h"
 
 extern char **environ;
 
@@ -89,31 +90,6 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 
 static void remove_tree(const char *dir) { nftw(dir, rm_entry, 32, FTW_DEPTH | FTW_PHYS); }
 
-static int chown_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st, (void)flag, (void)ftw;
-  return lchown(path, NOBODY, NOBODY) == 0 ? 0 : -1;
-}
-
-/* Copies src's contents into dst (an existing directory) with cp -a. */
-static int copy_tree(const char *src, const char *dst) {
-  char from[4096];
-  if (snprintf(from, sizeof from, "%s/.", src) >= (int)sizeof from)
-    return fail(HS_EINVAL, "verify: workdir path too long");
-  struct stat st;
-  if (stat(src, &st) != 0 || !S_ISDIR(st.st_mode))
-    return fail(HS_ENOENT, "verify: workdir %s is not a directory", src);
-  char *argv[] = {"cp", "-a", "--", from, (char *)dst, NULL};
-  pid_t pid;
-  if (posix_spawn(&pid, "/bin/cp", NULL, NULL, argv, environ) != 0)
-    return fail(HS_EIO, "verify: cannot run /bin/cp: %s", strerror(errno));
-  int status;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return fail(HS_EIO, "verify: copying %s failed (cp -a exited with %d)", src,
-                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-  return 0;
-}
-
 static int safe_relative(const char *p) {
   if (!p || !*p || p[0] == '/') return 0;
   for (const char *s = p; *s;) {
@@ -132,16 +108,26 @@ static int write_file(const char *root, const hs_verify_file *f) {
   char path[4096];
   if (snprintf(path, sizeof path, "%s/%s", root, f->path) >= (int)sizeof path)
     return fail(HS_EINVAL, "verify: file path too long");
+  int as_nobody = geteuid() == 0;
   for (char *s = path + strlen(root) + 1; (s = strchr(s, '/')); s++) { /* parents */
     *s = 0;
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-      int e = errno;
-      *s = '/';
-      return fail(HS_EIO, "verify: cannot create the directory of %s: %s", f->path, strerror(e));
+    struct stat st;
+    int made = mkdir(path, 0755) == 0;
+    int e = errno;
+    if (!made && (e != EEXIST || lstat(path, &st) != 0 || !S_ISDIR(st.st_mode))) {
+      *s = '/'; /* a symbolic link here could lead the write out of the copy */
+      return fail(HS_EIO, "verify: cannot create the directory of %s: %s", f->path,
+                  e == EEXIST ? "a file or link is in the way" : strerror(e));
     }
+    if (made && as_nobody && lchown(path, NOBODY, NOBODY) != 0) e = errno, made = -1;
     *s = '/';
+    if (made < 0) return fail(HS_EIO, "verify: cannot give %s to nobody: %s", f->path, strerror(e));
   }
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  /* The copy's file may be a hard link to the original (hswarm/worktree.h): replace the name,
+   * never write through it. */
+  if (unlink(path) != 0 && errno != ENOENT)
+    return fail(HS_EIO, "verify: cannot replace %s: %s", f->path, strerror(errno));
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) return fail(HS_EIO, "verify: cannot write %s: %s", f->path, strerror(errno));
   for (size_t off = 0; off < f->len;) {
     ssize_t k = write(fd, f->data + off, f->len - off);
@@ -151,6 +137,11 @@ static int write_file(const char *root, const hs_verify_file *f) {
       return fail(HS_EIO, "verify: cannot write %s: %s", f->path, strerror(errno));
     }
     off += (size_t)k;
+  }
+  if (as_nobody && fchown(fd, NOBODY, NOBODY) != 0) {
+    int e = errno;
+    close(fd);
+    return fail(HS_EIO, "verify: cannot give %s to nobody: %s", f->path, strerror(e));
   }
   close(fd);
   return 0;
@@ -358,9 +349,17 @@ int hs_verify_command(const char *cmd, const hs_verify_opts *o, hs_verify_result
                                   tmp && *tmp ? tmp : "/tmp", strerror(errno));
   snprintf(work, sizeof work, "%s/work", root);
   int rc = mkdir(work, 0755) == 0 ? 0 : fail(HS_EIO, "verify: mkdir: %s", strerror(errno));
-  if (!rc && o->workdir) rc = copy_tree(o->workdir, work);
+  if (!rc && o->workdir) {
+    struct stat st;
+    if (stat(o->workdir, &st) != 0 || !S_ISDIR(st.st_mode))
+      rc = fail(HS_ENOENT, "verify: workdir %s is not a directory", o->workdir);
+    else if (hs_worktree_copy(o->workdir, work,
+                                  o->link_copies ? HS_WORKTREE_LINK_FOR_NOBODY : HS_WORKTREE_COPY,
+                                  NULL) != 0)
+      rc = fail(HS_EIO, "verify: copying %s failed: %s", o->workdir, hs_worktree_last_error());
+  }
   for (size_t i = 0; !rc && i < o->n_files; i++) rc = write_file(work, &o->files[i]);
-  if (!rc && geteuid() == 0 && nftw(root, chown_entry, 32, FTW_PHYS) != 0)
+  if (!rc && geteuid() == 0 && (chown(root, NOBODY, NOBODY) != 0 || chown(work, NOBODY, NOBODY)))
     rc = fail(HS_EIO, "verify: cannot give the copy to nobody: %s", strerror(errno));
   if (!rc) rc = run_sandboxed(cmd, o, work, r);
   remove_tree(root);

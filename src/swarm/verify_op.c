@@ -56,7 +56,7 @@ static int number(json_t *o, const char *key, double lo, double hi, double *out,
 /* Parses and checks a request into j (which takes o). 0, or -1 with msg set. */
 static int parse(json_t *o, job *j, char *msg, size_t cap) {
   static const char *const known[] = {"cmd", "workdir", "files", "time_limit", "cpu_seconds",
-                                      "memory", "max_processes", "max_output", "allow_network",
+                                      "memory", "max_processes", "max_output", "allow_network", "link",
                                       NULL};
   j->request = o;
   const char *key;
@@ -102,6 +102,7 @@ static int parse(json_t *o, job *j, char *msg, size_t cap) {
   if (number(o, "max_output", 0, 1 << 30, &d, msg, cap)) return -1;
   vo->max_output = (size_t)d;
   vo->allow_network = json_is_true(json_object_get(o, "allow_network"));
+  vo->link_copies = json_is_true(json_object_get(o, "link"));
   size_t nf = 0;
   if (files) {
     json_object_foreach(files, key, v) {

@@ -79,6 +79,68 @@ static void test_private_copy(void **state) {
   assert_string_equal(line, "hello\n");
 }
 
+static char *read_original(const char *name, char *buf, size_t cap) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  FILE *f = fopen(p, "r");
+  assert_non_null(f);
+  buf[0] = 0;
+  if (!fgets(buf, (int)cap, f)) buf[0] = 0;
+  fclose(f);
+  return buf;
+}
+
+/* Hard-linked copies (link_copies): the candidate's file replaces a linked one without touching
+ * the original; the command cannot write into a linked file (as root: it runs as nobody and the
+ * file is root's) but may replace its name; either way the originals keep their text. */
+static void test_linked_copy(void **state) {
+  (void)state;
+  write_text("c.txt", "original c\n");
+  write_text("d.txt", "original d\n");
+  hs_verify_opts o;
+  hs_verify_opts_init(&o);
+  o.workdir = dir;
+  o.link_copies = true;
+  hs_verify_file f = {"c.txt", "candidate c\n", 12};
+  o.files = &f;
+  o.n_files = 1;
+  hs_verify_result r = run("cat c.txt; (echo written > a.txt) 2>/dev/null; "
+                           "rm -f d.txt && echo replaced > d.txt && cat d.txt", &o);
+  assert_true(r.passed);
+  assert_string_equal(r.output, "candidate c\nreplaced\n");
+  hs_verify_result_free(&r);
+  char buf[64];
+  assert_string_equal(read_original("a.txt", buf, sizeof buf), "hello\n");
+  assert_string_equal(read_original("c.txt", buf, sizeof buf), "original c\n");
+  assert_string_equal(read_original("d.txt", buf, sizeof buf), "original d\n");
+  if (geteuid() == 0) { /* linked, and read-only to nobody */
+    r = run("echo written > a.txt", &o);
+    assert_false(r.passed);
+    assert_non_null(strstr(r.output, "Permission denied"));
+    hs_verify_result_free(&r);
+  }
+  /* a symbolic link in the way of a candidate's path is refused, not followed */
+  char p[512], q[512];
+  snprintf(p, sizeof p, "%s/out", dir);
+  snprintf(q, sizeof q, "%s/elsewhere", dir);
+  assert_int_equal(mkdir(q, 0755), 0);
+  assert_int_equal(symlink(q, p), 0);
+  hs_verify_file g = {"out/x.txt", "x", 1};
+  o.files = &g;
+  hs_verify_result r2;
+  assert_int_not_equal(hs_verify_command("true", &o, &r2), 0);
+  assert_non_null(strstr(hs_verify_last_error(), "in the way"));
+  snprintf(q, sizeof q, "%s/elsewhere/x.txt", dir);
+  assert_int_not_equal(access(q, F_OK), 0);
+  unlink(p);
+  snprintf(q, sizeof q, "%s/elsewhere", dir);
+  rmdir(q);
+  snprintf(p, sizeof p, "%s/c.txt", dir);
+  unlink(p);
+  snprintf(p, sizeof p, "%s/d.txt", dir);
+  unlink(p);
+}
+
 static void test_failure_and_output(void **state) {
   (void)state;
   hs_verify_opts o;
@@ -238,7 +300,7 @@ static void test_bad_input(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_private_copy),     cmocka_unit_test(test_failure_and_output),
+      cmocka_unit_test(test_private_copy),     cmocka_unit_test(test_linked_copy),     cmocka_unit_test(test_failure_and_output),
       cmocka_unit_test(test_time_limit),       cmocka_unit_test(test_fork_forever),
       cmocka_unit_test(test_leftover_processes), cmocka_unit_test(test_output_flood),
       cmocka_unit_test(test_memory_limit),     cmocka_unit_test(test_no_network),
