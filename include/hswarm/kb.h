@@ -241,6 +241,9 @@ void hs_kb_map_free(hs_kb_map *m);
  * kb must outlive rt. 0, or the runtime's error code. */
 struct hs_runtime;
 int hs_kb_attach(struct hs_runtime *rt, hs_kb *kb);
+/* Makes code.slice and code.map count tokens with tok (borrowed: it must outlive kb's use by the
+ * runtime) instead of the approximation, so that their counts are the model's. */
+void hs_kb_set_ops_tokenizer(hs_kb *kb, const struct hs_tokenizer *tok);
 
 /* The calling thread's last error message of this module. Never NULL. */
 const char *hs_kb_last_error(void);

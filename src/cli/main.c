@@ -26,6 +26,8 @@ static void usage(FILE *f) {
         "  detokenize -m FILE IDS...  the text of token ids\n"
         "  embed -m FILE TEXT         the embedding of a text (pooled hidden states)\n"
 #ifdef HS_WITH_CODE
+        "  code --repo DIR --task TEXT --verify CMD\n"
+        "                             the coding swarm: a verified patch for a task\n"
         "  defs FILE...               the definitions (and references) found in source files\n"
         "  patch apply FILE           apply a function-level patch; print its unified diff\n"
         "  index [DIR]                index a repository's definitions and references\n"
@@ -59,6 +61,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "detokenize")) return cmd_detokenize(argc - 1, argv + 1);
   if (!strcmp(cmd, "embed")) return cmd_embed(argc - 1, argv + 1);
 #ifdef HS_WITH_CODE
+  if (!strcmp(cmd, "code")) return cmd_code(argc - 1, argv + 1);
   if (!strcmp(cmd, "defs")) return cmd_defs(argc - 1, argv + 1);
   if (!strcmp(cmd, "patch")) return cmd_patch(argc - 1, argv + 1);
   if (!strcmp(cmd, "index")) return cmd_index(argc - 1, argv + 1);

@@ -45,6 +45,7 @@ struct hs_kb {
   MDB_dbi meta, files, file_ids, syms, file_syms, by_name, by_qname, refs_from, refs_to;
   char root[PATH_MAX];
   char dir[PATH_MAX];
+  const struct hs_tokenizer *ops_tok; /* counts tokens for the runtime operations (or NULL) */
 };
 
 typedef struct file_rec {

@@ -120,7 +120,7 @@ static int op_slice(hs_runtime *rt, hs_op_token token, hs_agent_id agent, const 
   json_t *r = request(req, len, "name");
   const char *name = json_string_value(json_object_get(r, "name"));
   hs_kb_slice *s = NULL;
-  int rc = name ? hs_kb_slice_of(ud, name, NULL, &s) : HS_EINVAL;
+  int rc = name ? hs_kb_slice_of(ud, name, ((hs_kb *)ud)->ops_tok, &s) : HS_EINVAL;
   json_decref(r);
   if (rc) return fail(rt, token, rc, name ? hs_kb_last_error() : "a name is needed");
   json_t *o = json_pack("{s:s%, s:o, s:i, s:i, s:i, s:i, s:i}", "text", s->text, s->len,
@@ -142,7 +142,8 @@ static int op_map(hs_runtime *rt, hs_op_token token, hs_agent_id agent, const vo
   json_int_t budget = json_is_integer(json_object_get(r, "budget"))
                           ? json_integer_value(json_object_get(r, "budget")) : 1024;
   hs_kb_map *m = NULL;
-  int rc = hs_kb_repo_map(ud, task, (uint64_t)(budget < 0 ? 0 : budget), NULL, &m);
+  int rc = hs_kb_repo_map(ud, task, (uint64_t)(budget < 0 ? 0 : budget), ((hs_kb *)ud)->ops_tok,
+                          &m);
   json_decref(r);
   if (rc) return fail(rt, token, rc, hs_kb_last_error());
   json_t *o = json_pack("{s:s%, s:i, s:i, s:i, s:i}", "text", m->text, m->len, "tokens",
@@ -207,4 +208,8 @@ int hs_kb_attach(struct hs_runtime *rt, hs_kb *kb) {
     if (rc) return rc;
   }
   return 0;
+}
+
+void hs_kb_set_ops_tokenizer(hs_kb *kb, const struct hs_tokenizer *tok) {
+  if (kb) kb->ops_tok = tok;
 }

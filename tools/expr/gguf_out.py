@@ -112,3 +112,59 @@ def write(path, cfg, tensors, name, extra_kv=()):
         f.write(head)
         for b in blobs:
             f.write(b)
+
+
+def read(path):
+    """The tensors of a file written by write(): {name: float32 array in torch's layout}
+    (Q8_0 matrices dequantized). Used to start a training from a shipped model."""
+    with open(path, "rb") as f:
+        data = f.read()
+    pos = 4
+    _, n_tensors, n_kv = struct.unpack_from("<IQQ", data, pos)
+    pos += 20
+
+    def rd_str(p):
+        (n,) = struct.unpack_from("<Q", data, p)
+        return data[p + 8:p + 8 + n].decode("utf-8"), p + 8 + n
+
+    sizes = {T_U32: 4, T_I32: 4, T_F32: 4, T_BOOL: 1}
+    for _ in range(n_kv):
+        _, pos = rd_str(pos)
+        (vt,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        if vt == T_STR:
+            _, pos = rd_str(pos)
+        elif vt == T_ARR:
+            et, n = struct.unpack_from("<IQ", data, pos)
+            pos += 12
+            for _ in range(n):
+                if et == T_STR:
+                    _, pos = rd_str(pos)
+                else:
+                    pos += sizes[et]
+        else:
+            pos += sizes[vt]
+    infos = []
+    for _ in range(n_tensors):
+        name, pos = rd_str(pos)
+        (nd,) = struct.unpack_from("<I", data, pos)
+        ne = struct.unpack_from("<%dQ" % nd, data, pos + 4)
+        ttype, off = struct.unpack_from("<IQ", data, pos + 4 + 8 * nd)
+        pos += 4 + 8 * nd + 12
+        infos.append((name, ne, ttype, off))
+    base = pos + (-pos) % ALIGN
+    out = {}
+    for name, ne, ttype, off in infos:
+        count = int(np.prod(ne))
+        shape = tuple(ne[::-1])
+        if ttype == GGML_F32:
+            arr = np.frombuffer(data, np.float32, count, base + off)
+        elif ttype == GGML_Q8_0:
+            blocks = np.frombuffer(data, np.uint8, count // 32 * 34, base + off).reshape(-1, 34)
+            d = blocks[:, :2].copy().view(np.float16).astype(np.float32)
+            q = blocks[:, 2:].copy().view(np.int8).astype(np.float32)
+            arr = (q * d).reshape(-1)
+        else:
+            raise ValueError("%s: tensor type %d not supported" % (name, ttype))
+        out[name] = arr.reshape(shape).copy()
+    return out

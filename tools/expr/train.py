@@ -1,7 +1,10 @@
 #!/usr/bin/python3
-"""train.py: trains the shipped default model (models/expr.gguf) on the expression task family.
+"""train.py: trains the shipped models: models/expr.gguf on the expression task family (the
+default) and models/coder.gguf on the code work-item family (--family coder).
 
     /usr/bin/python3 tools/expr/train.py [--steps N] [--seed S] [--out FILE] [--threads N]
+    /usr/bin/python3 tools/expr/train.py --family coder   (what made models/coder.gguf: starts
+        from models/expr.gguf, context 512, 700 steps of 32 examples, learning rate 1e-3)
 
 A Llama-architecture model written here from the architecture's definition (RMSNorm, rotary
 position embedding on adjacent pairs as GGUF llama files expect, grouped-query attention,
@@ -33,6 +36,9 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gguf_out  # noqa: E402
 import tasks  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "coder"))
+import coder_tasks  # noqa: E402
 
 CFG = {"dim": 192, "layers": 4, "heads": 6, "kv_heads": 2, "ffn": 512, "ctx": 192}
 PAD = 256  # a filler token: never a target
@@ -136,19 +142,67 @@ class Llama(torch.nn.Module):
 HEAD = [gguf_out.BOS] + list(tasks.HEADER.encode())  # one KV block: 32 tokens
 
 
+class ExprFamily:
+    """The expression family (tasks.py): models/expr.gguf."""
+    name, header, ctx, max_new = "hswarm expr", tasks.HEADER, 192, 48
+    training_example = staticmethod(tasks.training_example)
+
+    @staticmethod
+    def heldout():
+        return tasks.heldout_tasks(100, 99)
+
+    @staticmethod
+    def prompt(t):
+        return tasks.prompt(t["line"])
+
+    @staticmethod
+    def right(t, text):
+        return tasks.answer_of(text) == t["answer"]
+
+
+class CoderFamily:
+    """The code work-item family (tools/coder/coder_tasks.py): models/coder.gguf. Held-out
+    accuracy is measured on member prompts: the answer right and the patch naming the function
+    (the coordinator's output is constrained by its schema at inference)."""
+    name, header, ctx, max_new = "hswarm coder", coder_tasks.HEADER, 512, 100
+    training_example = staticmethod(coder_tasks.training_example)
+
+    @staticmethod
+    def heldout():
+        rng = random.Random(99)
+        out = []
+        for _ in range(100):
+            t = coder_tasks.draw_member(rng, heldout=True)
+            t["answer"] = tasks.canonical(*t["poly"])
+            out.append(t)
+        return out
+
+    @staticmethod
+    def prompt(t):
+        return coder_tasks.member_prompt(t["name"], t["line"])
+
+    @staticmethod
+    def right(t, text):
+        return coder_tasks.answer_of(text) == t["answer"] and \
+            ("@@ replace %s\ndef %s(x):" % (t["name"], t["name"])) in text
+
+
+FAMILY = ExprFamily
+
+
 def encode(prompt, answer):
     """(token ids after HEAD, loss mask): the prompt's bytes after the header, the answer's bytes,
     EOS; the loss counts the answer and EOS."""
     body = prompt.encode()
-    assert body.startswith(tasks.HEADER.encode())
-    p = list(body[len(tasks.HEADER):])
+    assert body.startswith(FAMILY.header.encode())
+    p = list(body[len(FAMILY.header):])
     ans = list(answer.encode()) + [gguf_out.EOS]
     return p + ans, [0] * len(p) + [1] * len(ans)
 
 
 def batches(rng, n, k):
     """k batches of n examples, drawn together and grouped by length (less padding)."""
-    seqs = sorted((encode(*tasks.training_example(rng)) for _ in range(n * k)),
+    seqs = sorted((encode(*FAMILY.training_example(rng)) for _ in range(n * k)),
                   key=lambda e: len(e[0]))
     out = []
     for j in range(k):
@@ -173,11 +227,13 @@ def accuracy(model, heldout, temperature, gen_rng):
     """Share of held-out tasks answered exactly (the canonical text), overall and by level."""
     head = torch.tensor(HEAD)
     right, by_level = 0, {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one sequence, token by token: more threads only spin
     for t in heldout:
-        toks, _ = encode(tasks.prompt(t["line"]), "")
+        toks, _ = encode(FAMILY.prompt(t), "")
         toks = toks[:-1]
         out = []
-        for _ in range(48):
+        for _ in range(FAMILY.max_new):
             logits = model(head, torch.tensor([toks + out]))[0, -1]
             if temperature == 0:
                 nxt = int(logits.argmax())
@@ -188,29 +244,47 @@ def accuracy(model, heldout, temperature, gen_rng):
                 break
             out.append(nxt)
         text = bytes(b for b in out if b < 256).decode(errors="replace")
-        ok = tasks.answer_of(text) == t["answer"]
+        ok = FAMILY.right(t, text)
         right += ok
         n, k = by_level.get(t["level"], (0, 0))
         by_level[t["level"]] = (n + 1, k + ok)
+    torch.set_num_threads(threads)
     return right / len(heldout), " ".join("L%d %.2f" % (lv, k / n)
                                           for lv, (n, k) in sorted(by_level.items()))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=1200)
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--family", choices=("expr", "coder"), default="expr")
+    ap.add_argument("--init", help="start from this GGUF file (written by this script)")
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--batch", type=int)
+    ap.add_argument("--lr", type=float)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--eval-every", type=int, default=400)
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..",
-                                                  "models", "expr.gguf"))
+    ap.add_argument("--out")
     args = ap.parse_args()
+    global FAMILY, HEAD
+    models = os.path.join(os.path.dirname(__file__), "..", "..", "models")
+    coder = args.family == "coder"
+    FAMILY = CoderFamily if coder else ExprFamily
+    HEAD = [gguf_out.BOS] + list(FAMILY.header.encode())
+    CFG["ctx"] = FAMILY.ctx
+    defaults = {"steps": 700 if coder else 1200, "batch": 32 if coder else 128,
+                "lr": 1e-3 if coder else 3e-3,
+                "init": os.path.join(models, "expr.gguf") if coder else None,
+                "out": os.path.join(models, "coder.gguf" if coder else "expr.gguf")}
+    for k, v in defaults.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     model = Llama(CFG, gguf_out.N_VOCAB)
+    if args.init:
+        load(model, gguf_out.read(args.init))
+        print("started from %s" % args.init, flush=True)
     n_params = sum(p.numel() for p in model.parameters())
     print("parameters: %d" % n_params, flush=True)
     decay = [p for p in model.parameters() if p.dim() == 2]
@@ -218,7 +292,7 @@ def main():
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
                              {"params": other, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95))
-    heldout = tasks.heldout_tasks(100, 99)
+    heldout = FAMILY.heldout()
     warm = min(300, args.steps // 10)
     t0, avg = time.time(), None
     head, queue = torch.tensor(HEAD), []
@@ -240,6 +314,7 @@ def main():
         if step % 100 == 0:
             print("step %d  loss %.4f  lr %.2e  %.0f s" % (step, avg, lr, time.time() - t0),
                   flush=True)
+            save(args, model)
         if step % args.eval_every == 0 or step == args.steps:
             model.eval()
             g, levels = accuracy(model, heldout, 0.0, None)
@@ -251,9 +326,25 @@ def main():
     print("wrote %s (%d s)" % (args.out, time.time() - t0), flush=True)
 
 
+def load(model, tensors):
+    """Copies tensors (gguf_out.read) into model, by the names gguf_tensors gives them."""
+    with torch.no_grad():
+        for name, param in zip([n for n, _ in model.gguf_tensors()], gguf_params(model)):
+            param.copy_(torch.from_numpy(tensors[name]))
+
+
+def gguf_params(model):
+    """The parameters in gguf_tensors' order."""
+    out = [model.embd]
+    for L in model.layers:
+        out += [L.attn_norm, L.wq.weight, L.wk.weight, L.wv.weight, L.wo.weight, L.ffn_norm,
+                L.w_gate.weight, L.w_up.weight, L.w_down.weight]
+    return out + [model.out_norm, model.out.weight]
+
+
 def save(args, model):
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    gguf_out.write(args.out, CFG, model.gguf_tensors(), "hswarm expr",
+    gguf_out.write(args.out, CFG, model.gguf_tensors(), FAMILY.name,
                    [("hswarm.train.steps", gguf_out.T_U32, args.steps),
                     ("hswarm.train.seed", gguf_out.T_U32, args.seed)])
 

@@ -1,0 +1,96 @@
+# test_code_job.sh: `hswarm code` end to end with the shipped model (models/coder.gguf) on the
+# example repository (examples/pricing): the coordinator's work items under its schema, one
+# micro-swarm per item, verification in private copies, the merge and the final verification;
+# after --apply every test passes and only the four stub functions changed. And the repository
+# untouched: after a failed run, after an interrupted run (SIGINT: exit 130), after a run whose
+# final verification fails, after a bad items file; --out written only for a verified result.
+# label: slow
+. "$(dirname "$0")/lib.bash"
+export XDG_CACHE_HOME="$WORK/cache"
+TASK="write shipping, loyalty_points, bulk_price and tiles in pricing.py"
+ALL="python3 -m unittest -q test_pricing"
+ONE="python3 -m unittest -q test_pricing -k {name}"
+fresh() { rm -rf repo && cp -r "$SRC/examples/pricing" repo && (cd repo && sha256sum *.py > ../before.sum); }
+untouched() { (cd repo && sha256sum -c --quiet ../before.sum) || fail "the repository changed: $1"; \
+              [ "$(ls repo | sort | tr '\n' ' ')" = "pricing.py test_pricing.py " ] || fail "files appeared in the repository: $1"; }
+
+# 1. the example, solved and applied
+fresh
+(cd repo && python3 -m unittest -q test_pricing >/dev/null 2>&1) && fail "the example's tests pass before the run"
+expect_status 0 "$HSWARM" code --repo repo --task "$TASK" --verify "$ALL" --verify-item "$ONE" \
+  --apply --log run.log --quiet
+cat out.txt
+expect_in out.txt "work items: 4 (from the coordinator)"
+expect_in out.txt "final verification: passed"
+expect_in out.txt "applied the patch to"
+(cd repo && python3 -m unittest -q test_pricing) || fail "the tests fail after --apply"
+# only the four stubs changed: base_price and receipt, the docstring of the module, all as before
+python3 - "$SRC/examples/pricing/pricing.py" repo/pricing.py <<'PY' || fail "the patch touched more than the four functions"
+import ast, sys
+before, after = (ast.parse(open(p).read()) for p in sys.argv[1:])
+def defs(t): return {d.name: ast.dump(d) for d in t.body if isinstance(d, ast.FunctionDef)}
+b, a = defs(before), defs(after)
+assert set(a) == set(b), (set(a), set(b))
+changed = {n for n in b if a[n] != b[n]}
+assert changed == {"shipping", "loyalty_points", "bulk_price", "tiles"}, changed
+assert ast.get_docstring(before) == ast.get_docstring(after)
+PY
+cmp -s "$SRC/examples/pricing/test_pricing.py" repo/test_pricing.py || fail "the tests were changed"
+expect_status 0 "$HSWARM" replay run.log
+expect_in out.txt "replay identical"
+
+# 2. --out: the diff, applicable with GNU patch; the repository itself untouched
+fresh
+expect_status 0 "$HSWARM" code --repo repo --task "$TASK" --verify "$ALL" --verify-item "$ONE" \
+  --out fix.patch --quiet --json
+expect_json
+[ "$(jq -r '.ok' out.txt)" = true ] || fail "--json: ok is not true"
+jq -e '.report.items | length == 4' out.txt >/dev/null || fail "--json: not 4 items"
+untouched "--out"
+(cd repo && patch -p1 --dry-run < ../fix.patch >/dev/null) || fail "fix.patch does not apply"
+
+# 3. a failed run: no candidate can pass
+fresh
+expect_status 1 "$HSWARM" code --repo repo --task "$TASK" --verify "$ALL" --verify-item "false" \
+  --rounds 1 --team-size 2 --apply --out never.patch --quiet
+expect_in out.txt "nothing was written"
+untouched "failed run"
+[ -e never.patch ] && fail "--out was written for a failed run"
+
+# 4. the final verification fails (each item passes alone)
+fresh
+expect_status 1 "$HSWARM" code --repo repo --task "$TASK" --verify "exit 1" --verify-item "$ONE" \
+  --apply --quiet
+expect_in out.txt "final verification: FAILED"
+expect_in out.txt "the final verification failed; nothing was written"
+untouched "final verification failed"
+
+# 5. interrupted: SIGINT while the teams work (verifications made slow)
+fresh
+"$HSWARM" code --repo repo --task "$TASK" --verify "$ALL" --verify-item "sleep 5; $ONE" \
+  --apply --quiet >out.txt 2>err.txt &
+pid=$!
+sleep 3
+kill -INT $pid
+wait $pid
+st=$?
+[ $st = 130 ] || { cat out.txt err.txt; fail "an interrupted run exited $st, expected 130"; }
+expect_in err.txt "interrupted after"
+expect_in err.txt "the repository is untouched"
+untouched "interrupted run"
+sleep 1
+ls /tmp | grep -q "^hswarm-verify-" && ps aux | grep -v grep | grep -q "sleep 5" && \
+  fail "verifications outlived the interrupted run"
+
+# 6. bad work items: a clear error, nothing written
+fresh
+echo '[{"name":"no_such_function","why":"x"}]' > items.json
+expect_status 1 "$HSWARM" code --repo repo --items items.json --verify "$ALL" --apply --quiet
+expect_in out.txt "the work items file: item 1: no definition named no_such_function"
+untouched "bad items file"
+echo '[{"name": "tiles"' > items.json
+expect_status 1 "$HSWARM" code --repo repo --items items.json --verify "$ALL" --apply --quiet
+expect_in out.txt "not JSON"
+expect_status 2 "$HSWARM" code --repo repo --task "$TASK"
+expect_in err.txt "--verify is required"
+untouched "bad command lines"
