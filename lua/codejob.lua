@@ -10,7 +10,8 @@
 --      cfg.coordinator_attempts), each one recorded in the report; or the items come from a file;
 --   4. each item goes to a micro-swarm (team.run): every member gets the item's function slice
 --      (the member template: {name} {file} {why} {slice} {signature} {doc} {rejected}
---      {rejected_exprs} {feedback}; templates/code/README.md) and writes a
+--      {rejected_exprs} {feedback}; templates/code/README.md; with a member.gbnf in the template
+--      set, under that grammar) and writes a
 --      function-level patch (hswarm/patch.h's format); each candidate is checked to touch only
 --      its item's definition, applied in memory (code.patch) and verified by the item's command
 --      in a private copy of the repository (verify.command, hard-linked copies); the team keeps
@@ -53,6 +54,12 @@ function job.render(template, vars, what)
     if used == 0 or empty < used then out[#out + 1] = text end
   end
   return table.concat(out)
+end
+
+-- text as it may stand inside a GBNF string literal
+function job.gbnf_escaped(text)
+  return (text:gsub('[\\"\n\r\t]', {["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n",
+                                      ["\r"] = "\\r", ["\t"] = "\\t"}))
 end
 
 -- ---------------------------------------------------------------------------------------------
@@ -174,13 +181,15 @@ function job.body_of(patch)
   return table.concat(body, " ")
 end
 
--- The expressions rejected single-statement bodies returned ("return 3*n+4" -> "3*n+4"), joined
--- by spaces: the {rejected_exprs} of templates for the shipped model.
+-- The expressions rejected single-statement bodies returned ("return 3*n+4" -> "3*n+4"), at
+-- most the first MAX_REJECTED_EXPRS, joined by spaces: the {rejected_exprs} of templates for the
+-- shipped model (trained with 1 to 3 of them).
+local MAX_REJECTED_EXPRS = 3
 function job.returned(bodies)
   local out = {}
   for _, b in ipairs(bodies) do
     local e = b:match("^return%s+(%S+)$")
-    if e then out[#out + 1] = e end
+    if e and #out < MAX_REJECTED_EXPRS then out[#out + 1] = e end
   end
   return table.concat(out, " ")
 end
@@ -322,7 +331,13 @@ local function run_team(ctx, cfg, T, item, prefix, stats, merged, note)
                                            rejected = table.concat(rejected, " | "),
                                            rejected_exprs = job.returned(rejected),
                                            feedback = table.concat(outputs, "\n")}, "member")
-      local r, err = mctx.llm.generate{prompt = prompt, prefix = prefix,
+      local grammar = nil
+      if T.member_grammar then
+        local g = job.gbnf_escaped
+        grammar = job.render(T.member_grammar, {name = g(it.name), file = g(it.path),
+                                                signature = g(d.signature or "")}, "member.gbnf")
+      end
+      local r, err = mctx.llm.generate{prompt = prompt, prefix = prefix, grammar = grammar,
                                        max_tokens = cfg.max_tokens,
                                        temperature = cfg.temperature}
       if not r then error(err, 0) end

@@ -9,7 +9,7 @@ PACKAGES=(
   liblua5.4-dev lua5.4
   libcmocka-dev
   clang libclang-rt-14-dev
-  jq
+  jq patch   # patch: GNU patch, which checks our unified diffs in the tests
   python3 python3-numpy python3-regex python3-torch libopenblas0-pthread
   libpcre2-dev libjansson-dev
   chromium   # renders the report of `hswarm demo --report` in its test (headless)

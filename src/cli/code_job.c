@@ -38,7 +38,8 @@ static const char USAGE[] =
     "  --items FILE          the work items as JSON instead of the coordinator's:\n"
     "                        [{\"name\": \"f\", \"why\": \"...\"}, {\"add\": \"g\", \"after\": \"f\"}]\n"
     "  -m, --model FILE      a GGUF model (default: the shipped models/coder.gguf)\n"
-    "  --templates DIR       prompt templates: system.txt, coordinator.txt, member.txt\n"
+    "  --templates DIR       prompt templates: system.txt, coordinator.txt, member.txt and\n"
+    "                        optionally member.gbnf, a grammar for members' answers\n"
     "                        (default: the shipped templates/code/tiny)\n"
     "  --agents N            members working at once, over all teams (default 64)\n"
     "  --team-size K         members per work item (default 8)\n"
@@ -212,6 +213,20 @@ static json_t *job_config(const code_opts *o, const char *root, const char *temp
     json_object_set_new(t, names[i], s);
   }
   if (!t) return NULL;
+  char gpath[4200];
+  snprintf(gpath, sizeof gpath, "%s/member.gbnf", templates);
+  struct stat gst;
+  if (stat(gpath, &gst) == 0) { /* optional: members' answers constrained by this grammar */
+    size_t n;
+    char *text = read_text(gpath, "the grammar", &n);
+    json_t *s = text ? json_stringn(text, n) : NULL;
+    free(text);
+    if (!s) {
+      json_decref(t);
+      return NULL;
+    }
+    json_object_set_new(t, "member_grammar", s);
+  }
   json_t *items = NULL;
   if (o->items) {
     size_t n;

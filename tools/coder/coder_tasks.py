@@ -60,7 +60,17 @@ FILES = ("pricing.py", "shop.py", "calc.py", "billing.py", "rates.py", "model.py
 VERBS = ("write", "implement", "fill in", "complete", "add the bodies of", "make work")
 
 
+RANDOM_NAME_P = 0.5  # share of names made of random letters (train.py --random-names)
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
 def identifier(rng):
+    """A function name: words from WORDS, or (RANDOM_NAME_P) random letters, so that the model
+    must copy names rather than guess them from a vocabulary it learned."""
+    if rng.random() < RANDOM_NAME_P:
+        parts = [("".join(rng.choice(LETTERS) for _ in range(rng.randint(2, 7))))
+                 for _ in range(rng.randint(1, 2))]
+        return "_".join(parts)
     w = rng.choice(WORDS)
     if rng.random() < 0.3:
         w += "_" + rng.choice(WORDS)
@@ -133,7 +143,10 @@ def draw_coordinator(rng):
             names.append(n)
     if rng.random() < 0.4:
         names += ["test_" + n for n in rng.sample(names, min(2, len(names)))]
-    pool = [n for n in names if not n.startswith("test_")]
+    if rng.random() < 0.3:
+        names += ["Test" + rng.choice(WORDS).capitalize(), rng.choice(("check", "setUp", "main"))]
+    pool = [n for n in names if not n.startswith("test_") and n[0].islower() and
+            n not in ("check", "main")]
     targets = rng.sample(pool, rng.randint(1, min(4, len(pool))))
     rng.shuffle(names)
     return (coordinator_prompt(task_text(rng, targets, rng.choice(FILES)), names),

@@ -3,8 +3,12 @@
 default) and models/coder.gguf on the code work-item family (--family coder).
 
     /usr/bin/python3 tools/expr/train.py [--steps N] [--seed S] [--out FILE] [--threads N]
-    /usr/bin/python3 tools/expr/train.py --family coder   (what made models/coder.gguf: starts
-        from models/expr.gguf, context 512, 700 steps of 32 examples, learning rate 1e-3)
+    /usr/bin/python3 tools/expr/train.py --family coder   (context 512, batches of 32, learning
+        rate 1e-3, from models/expr.gguf; models/coder.gguf was made in two runs:
+        --random-names 0 --steps 700 --stop-at 400 --out stage1.gguf, then
+        --init stage1.gguf --steps 500 --stop-at 400 (names from a word list alone were guessed,
+        not copied); a third run with --coordinator-share 0.6 did not teach the coordinator to
+        copy names from a task, and made members worse: not shipped)
 
 A Llama-architecture model written here from the architecture's definition (RMSNorm, rotary
 position embedding on adjacent pairs as GGUF llama files expect, grouped-query attention,
@@ -264,6 +268,12 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--eval-every", type=int, default=400)
     ap.add_argument("--out")
+    ap.add_argument("--random-names", type=float, default=0.5,
+                    help="coder: share of function names made of random letters")
+    ap.add_argument("--coordinator-share", type=float, default=0.25,
+                    help="coder: share of coordinator prompts")
+    ap.add_argument("--stop-at", type=int, help="stop after this step (the schedule still spans "
+                    "--steps)")
     args = ap.parse_args()
     global FAMILY, HEAD
     models = os.path.join(os.path.dirname(__file__), "..", "..", "models")
@@ -271,6 +281,8 @@ def main():
     FAMILY = CoderFamily if coder else ExprFamily
     HEAD = [gguf_out.BOS] + list(FAMILY.header.encode())
     CFG["ctx"] = FAMILY.ctx
+    coder_tasks.RANDOM_NAME_P = args.random_names
+    coder_tasks.COORD_P = args.coordinator_share
     defaults = {"steps": 700 if coder else 1200, "batch": 32 if coder else 128,
                 "lr": 1e-3 if coder else 3e-3,
                 "init": os.path.join(models, "expr.gguf") if coder else None,
@@ -296,7 +308,7 @@ def main():
     warm = min(300, args.steps // 10)
     t0, avg = time.time(), None
     head, queue = torch.tensor(HEAD), []
-    for step in range(1, args.steps + 1):
+    for step in range(1, (args.stop_at or args.steps) + 1):
         lr = args.lr * (step / warm if step <= warm else
                         0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (step - warm) /
                                                           (args.steps - warm))))
@@ -315,7 +327,7 @@ def main():
             print("step %d  loss %.4f  lr %.2e  %.0f s" % (step, avg, lr, time.time() - t0),
                   flush=True)
             save(args, model)
-        if step % args.eval_every == 0 or step == args.steps:
+        if step % args.eval_every == 0 or step == (args.stop_at or args.steps):
             model.eval()
             g, levels = accuracy(model, heldout, 0.0, None)
             model.train()
