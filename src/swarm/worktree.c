@@ -9,29 +9,23 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/last_error.h"
 #include "hswarm/error.h"
 
 #define NOBODY 65534
 #define MAX_DEPTH 256
 
-static _Thread_local char err_msg[512];
+static _Thread_local hs_errbuf err;
 
-const char *hs_worktree_last_error(void) { return err_msg; }
+const char *hs_worktree_last_error(void) { return err.msg; }
 
-static int fail(int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err_msg, sizeof err_msg, fmt, ap);
-  va_end(ap);
-  return code;
-}
+#define fail(code, ...) hs_set_error(&err, code, __VA_ARGS__)
 
 typedef struct walk {
   hs_worktree_mode mode;
