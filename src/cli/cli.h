@@ -68,4 +68,9 @@ int cli_stderr_is_tty(void);
  * the install prefix's share/hswarm. Returns the directory holding `rel`, or NULL. */
 const char *cli_data_dir(const char *rel);
 
+/* The whole of a file ("-": standard input), NUL-terminated, at most CLI_MAX_FILE bytes; free
+ * it with hs_free. NULL after cli_fail naming the file and the reason. */
+#define CLI_MAX_FILE (64u << 20)
+char *cli_read_file(const char *path, size_t *len);
+
 #endif

@@ -50,33 +50,6 @@ static int print_token(void *ctx, int32_t token, const char *text, size_t len) {
   return 0;
 }
 
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    cli_fail("%s: %s", path, strerror(errno));
-    return NULL;
-  }
-  size_t cap = 4096, n = 0;
-  char *buf = malloc(cap);
-  size_t got;
-  while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-    n += got;
-    if (n + 1 == cap) {
-      char *b = realloc(buf, cap *= 2);
-      if (!b) free(buf);
-      buf = b;
-    }
-  }
-  fclose(f);
-  if (!buf) {
-    cli_fail("%s: out of memory", path);
-    return NULL;
-  }
-  buf[n] = '\0';
-  if (len) *len = n;
-  return buf;
-}
-
 static int parse_args(int argc, char **argv, gen_opts *o) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -151,11 +124,11 @@ static int load_grammar(const gen_opts *o, hs_grammar **g) {
     rc = hs_grammar_parse(o->grammar_text, strlen(o->grammar_text), NULL, g);
   } else if (o->grammar_file || o->schema_file) {
     size_t len;
-    char *text = read_file(o->grammar_file ? o->grammar_file : o->schema_file, &len);
+    char *text = cli_read_file(o->grammar_file ? o->grammar_file : o->schema_file, &len);
     if (!text) return -1;
     rc = o->grammar_file ? hs_grammar_parse(text, len, NULL, g)
                          : hs_grammar_from_json_schema(text, len, g);
-    free(text);
+    hs_free(text);
   }
   if (rc)
     cli_fail("generate: %s%s%s", o->grammar_text ? "--grammar-text" : "",
@@ -190,7 +163,7 @@ int cmd_generate(int argc, char **argv) {
     fputs(USAGE, stderr);
     return EXIT_USAGE;
   }
-  char *file_prompt = o.prompt_file ? read_file(o.prompt_file, NULL) : NULL;
+  char *file_prompt = o.prompt_file ? cli_read_file(o.prompt_file, NULL) : NULL;
   if (o.prompt_file && !file_prompt) {
     if (o.json) cli_json_error("generate", cli_last_failure());
     return EXIT_ERROR;
@@ -267,6 +240,6 @@ done:
   hs_chat_template_destroy(tmpl);
   hs_tokenizer_destroy(t);
   hs_model_close(m);
-  free(file_prompt);
+  hs_free(file_prompt);
   return status;
 }

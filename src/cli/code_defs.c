@@ -18,40 +18,6 @@ static void defs_usage(FILE *f) {
         f);
 }
 
-/* Reads a whole file; NULL after a message. */
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    cli_fail("%s: cannot open", path);
-    return NULL;
-  }
-  size_t cap = 65536, n = 0;
-  char *buf = hs_malloc(cap);
-  size_t k;
-  while (buf && (k = fread(buf + n, 1, cap - n, f)) > 0) {
-    n += k;
-    if (n == cap) {
-      char *b = cap > (64u << 20) ? NULL : hs_realloc(buf, cap * 2);
-      if (!b) {
-        hs_free(buf);
-        buf = NULL;
-        cli_fail("%s: larger than 64 MiB", path);
-        break;
-      }
-      buf = b;
-      cap *= 2;
-    }
-  }
-  if (buf && ferror(f)) {
-    hs_free(buf);
-    buf = NULL;
-    cli_fail("%s: read error", path);
-  }
-  fclose(f);
-  *len = n;
-  return buf;
-}
-
 static void print_json(const char *path, const hs_parsed *p, int refs, int first) {
   printf("%s{\"path\":", first ? "" : ",");
   cli_json_string(stdout, path);
@@ -156,7 +122,7 @@ int cmd_defs(int argc, char **argv) {
       continue;
     }
     size_t len;
-    char *text = read_file(files[i], &len);
+    char *text = cli_read_file(files[i], &len);
     if (!text) {
       fprintf(stderr, "hswarm defs: %s\n", cli_last_failure());
       failed++;

@@ -19,6 +19,7 @@
 
 #include "cli/cli.h"
 #include "cli/swarm_model.h"
+#include "hswarm/alloc.h"
 #include "hswarm/error.h"
 #include "hswarm/kb.h"
 #include "hswarm/patch.h"
@@ -164,36 +165,6 @@ static int parse(int argc, char **argv, code_opts *o) {
   return 0;
 }
 
-/* The whole of a text file, NUL-terminated, or NULL after cli_fail. */
-static char *read_text(const char *path, const char *what, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    cli_fail("code: cannot read %s %s", what, path);
-    return NULL;
-  }
-  size_t cap = 4096, n = 0;
-  char *buf = malloc(cap);
-  size_t k;
-  while (buf && (k = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-    n += k;
-    if (n + 1 == cap && n < (16u << 20)) {
-      char *g = realloc(buf, cap * 2);
-      if (!g) free(buf);
-      buf = g, cap *= 2;
-    } else if (n + 1 == cap) {
-      break;
-    }
-  }
-  fclose(f);
-  if (!buf) {
-    cli_fail("code: out of memory reading %s", path);
-    return NULL;
-  }
-  buf[n] = 0;
-  if (len) *len = n;
-  return buf;
-}
-
 /* The job's configuration (lua/codejob.lua's cfg), or NULL after cli_fail. */
 static json_t *job_config(const code_opts *o, const char *root, const char *templates) {
   static const char *const names[] = {"system", "coordinator", "member"};
@@ -202,9 +173,9 @@ static json_t *job_config(const code_opts *o, const char *root, const char *temp
     char path[4200];
     snprintf(path, sizeof path, "%s/%s.txt", templates, names[i]);
     size_t n;
-    char *text = read_text(path, "the template", &n);
+    char *text = cli_read_file(path, &n);
     json_t *s = text ? json_stringn(text, n) : NULL;
-    free(text);
+    hs_free(text);
     if (!s) {
       if (text) cli_fail("code: the template %s is not UTF-8 text", path);
       json_decref(t);
@@ -218,9 +189,9 @@ static json_t *job_config(const code_opts *o, const char *root, const char *temp
   struct stat gst;
   if (stat(gpath, &gst) == 0) { /* optional: members' answers constrained by this grammar */
     size_t n;
-    char *text = read_text(gpath, "the grammar", &n);
+    char *text = cli_read_file(gpath, &n);
     json_t *s = text ? json_stringn(text, n) : NULL;
-    free(text);
+    hs_free(text);
     if (!s) {
       json_decref(t);
       return NULL;
@@ -230,14 +201,14 @@ static json_t *job_config(const code_opts *o, const char *root, const char *temp
   json_t *items = NULL;
   if (o->items) {
     size_t n;
-    char *text = read_text(o->items, "the work items file", &n);
+    char *text = cli_read_file(o->items, &n);
     if (!text || !(items = json_stringn(text, n))) {
       if (text) cli_fail("code: the work items file %s is not UTF-8 text", o->items);
-      free(text);
+      hs_free(text);
       json_decref(t);
       return NULL;
     }
-    free(text);
+    hs_free(text);
   }
   json_t *c = json_pack(
       "{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:f, s:I, s:f, s:b, s:i, s:I}", "task",

@@ -22,30 +22,6 @@ static void patch_usage(FILE *f) {
         f);
 }
 
-static char *read_all(const char *path, size_t *len) {
-  FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-  if (!f) return NULL;
-  size_t cap = 65536, n = 0, k;
-  char *buf = hs_malloc(cap);
-  while (buf && (k = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-    n += k;
-    if (n + 1 == cap) {
-      char *b = cap >= (64u << 20) ? NULL : hs_realloc(buf, cap * 2);
-      if (!b) {
-        hs_free(buf);
-        buf = NULL;
-        break;
-      }
-      buf = b;
-      cap *= 2;
-    }
-  }
-  if (f != stdin) fclose(f);
-  if (buf) buf[n] = 0;
-  *len = n;
-  return buf;
-}
-
 static void print_json(const hs_patch_result *r, int written, const char *error) {
   printf("{\"command\":\"patch apply\",\"status\":\"%s\",\"applied\":%s,\"written\":%s,"
          "\"files\":[",
@@ -112,9 +88,9 @@ int cmd_patch(int argc, char **argv) {
     return EXIT_USAGE;
   }
   size_t len;
-  char *text = read_all(file, &len);
+  char *text = cli_read_file(file, &len);
   if (!text) {
-    fprintf(stderr, "hswarm patch apply: cannot read %s\n", file);
+    fprintf(stderr, "hswarm patch apply: cannot read %s\n", cli_last_failure());
     if (json) print_json(NULL, 0, "cannot read the patch file");
     return EXIT_ERROR;
   }

@@ -1,4 +1,5 @@
 /* util.c: small helpers for the hswarm subcommands: numbers, JSON strings, clocks, memory. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "hswarm/alloc.h"
 
 int cli_parse_u64(const char *s, int binary, uint64_t *out) {
   if (!s || !*s || *s == '-') return -1;
@@ -107,4 +109,41 @@ const char *cli_data_dir(const char *rel) {
     if (stat(path, &st) == 0) return candidates[i];
   }
   return NULL;
+}
+
+char *cli_read_file(const char *path, size_t *len) {
+  FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+  if (!f) {
+    cli_fail("%s: %s", path, strerror(errno));
+    return NULL;
+  }
+  size_t cap = 65536, n = 0, k;
+  char *buf = hs_malloc(cap);
+  const char *why = buf ? NULL : "out of memory";
+  while (buf && (k = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+    n += k;
+    if (n + 1 < cap) continue;
+    char *b = cap >= CLI_MAX_FILE ? NULL : hs_realloc(buf, cap * 2);
+    if (!b) {
+      why = cap >= CLI_MAX_FILE ? "larger than 64 MiB" : "out of memory";
+      hs_free(buf);
+      buf = NULL;
+    } else {
+      buf = b;
+      cap *= 2;
+    }
+  }
+  if (buf && ferror(f)) {
+    why = "read error";
+    hs_free(buf);
+    buf = NULL;
+  }
+  if (f != stdin) fclose(f);
+  if (!buf) {
+    cli_fail("%s: %s", path, why);
+    return NULL;
+  }
+  buf[n] = 0;
+  if (len) *len = n;
+  return buf;
 }

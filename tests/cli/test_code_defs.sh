@@ -31,7 +31,7 @@ expect_json
 [ "$(jq -r '.files[0].definitions[0].qname' out.txt)" = f ] || fail "--lang python"
 expect_status 3 "$HSWARM" defs no/such/file.c --json
 [ "$(jq -r .status out.txt)" = error ] || fail "a missing file is an error"
-expect_in err.txt "no/such/file.c: cannot open"
+expect_in err.txt "no/such/file.c: No such file or directory"
 expect_status 2 "$HSWARM" defs a.c --lang cobol
 expect_in err.txt "unknown language 'cobol'"
 expect_status 2 "$HSWARM" defs
