@@ -4,15 +4,19 @@
 --   1. the repository is indexed (by hswarm code, before this script starts: the code.* ops);
 --   2. the shared context is pinned once: the system template (it may use {task} and {map}, the
 --      repository map for the task);
---   3. a coordinator turns the task into function-level work items: one model call whose output
---      is constrained by a JSON schema (job.items_schema: names from the repository) and then
---      parsed and checked (job.parse_items); a malformed or wrong output is retried (up to
---      cfg.coordinator_attempts), each one recorded in the report; or the items come from a file;
+--   3. a coordinator turns the task into function-level work items, with one of the template
+--      set's coordinators: coordinator.txt, one model call whose output is constrained by a JSON
+--      schema (job.items_schema: names from the repository), or coordinator_each.txt, one call
+--      per definition of the map answering {"change": boolean, "why"} under job.change_schema
+--      (all of them batched together); either way the items are parsed and checked
+--      (job.parse_items) and an unusable answer is retried (up to cfg.coordinator_attempts), each
+--      attempt recorded in the report; or the items come from a file;
 --   4. each item goes to a micro-swarm (team.run): every member gets the item's function slice
 --      (the member template: {name} {file} {why} {slice} {signature} {doc} {rejected}
 --      {rejected_exprs} {feedback}; templates/code/README.md; with a member.gbnf in the template
 --      set, under that grammar) and writes a
---      function-level patch (hswarm/patch.h's format); each candidate is checked to touch only
+--      function-level patch (hswarm/patch.h's format; a Python docstring it dropped is put
+--      back, job.keep_docstring); each candidate is checked to touch only
 --      its item's definition, applied in memory (code.patch) and verified by the item's command
 --      in a private copy of the repository (verify.command, hard-linked copies); the team keeps
 --      the most frequent verified candidate, or retries with the failing bodies and test output;
@@ -125,6 +129,56 @@ function job.parse_items(text, known)
 end
 
 -- ---------------------------------------------------------------------------------------------
+-- Python docstrings in definition texts
+
+-- When lines[i] opens a Python docstring: the index of its last line; else nil.
+function job.docstring_end(lines, i)
+  local l = lines[i]
+  if not l then return nil end
+  local q = l:match('^%s*[rRuUbB]?(""")') or l:match("^%s*[rRuUbB]?(''')")
+  if not q then -- a one-line string in single quotes
+    return (l:match('^%s*[rRuUbB]?"[^"]*"%s*$') or l:match("^%s*[rRuUbB]?'[^']*'%s*$")) and i or nil
+  end
+  local rest = l:match("^%s*[rRuUbB]?...(.*)$")
+  if rest:find(q, 1, true) then return i end
+  for j = i + 1, #lines do
+    if lines[j]:find(q, 1, true) then return j end
+  end
+  return #lines
+end
+
+local function split_lines(text)
+  local lines = {}
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  if lines[#lines] == "" then lines[#lines] = nil end
+  return lines
+end
+
+-- A candidate that replaces a Python definition whose docstring it dropped gets the docstring
+-- back, after its signature and at its body's indentation: members are asked for code, and the
+-- shipped model writes none. def_lines: the original definition's lines.
+function job.keep_docstring(patch, item, def_lines)
+  if item.kind ~= "replace" or not item.path:match("%.py$") then return patch end
+  local last = job.docstring_end(def_lines, 2)
+  if not last then return patch end
+  local lines = split_lines(patch)
+  local sig = 2 -- the new definition's signature: from line 2 to the first line ending in ":"
+  while lines[sig] and not lines[sig]:match(":%s*$") and lines[sig] ~= "@@ end" do sig = sig + 1 end
+  local first = lines[sig + 1]
+  if not first or first == "@@ end" or job.docstring_end(lines, sig + 1) then return patch end
+  local want = first:match("^(%s*)")
+  local had = def_lines[2]:match("^(%s*)")
+  local out = {}
+  for k = 1, sig do out[#out + 1] = lines[k] end
+  for k = 2, last do
+    local l = def_lines[k]
+    out[#out + 1] = l:sub(1, #had) == had and want .. l:sub(#had + 1) or l
+  end
+  for k = sig + 1, #lines do out[#out + 1] = lines[k] end
+  return table.concat(out, "\n") .. "\n"
+end
+
+-- ---------------------------------------------------------------------------------------------
 -- Patches: what a member wrote, cut to its patch and held to its item
 
 -- The patch in a model's output: from the first line starting with "@@" to the first "@@ end"
@@ -168,15 +222,15 @@ end
 -- A rejected candidate as the member template shows it: its new lines after the first,
 -- trimmed and joined ("return 3*n+4").
 function job.body_of(patch)
-  local body, n = {}, 0
+  local lines = {}
   for line in patch:gmatch("([^\n]*)\n") do
-    if line:sub(1, 2) ~= "@@" then
-      n = n + 1
-      if n > 1 then
-        local t = line:match("^%s*(.-)%s*$")
-        if t ~= "" then body[#body + 1] = t end
-      end
-    end
+    if line:sub(1, 2) ~= "@@" then lines[#lines + 1] = line end
+  end
+  local body, i = {}, 2
+  i = (job.docstring_end(lines, i) or i - 1) + 1 -- a docstring kept by the job is no answer
+  for k = i, #lines do
+    local t = lines[k]:match("^%s*(.-)%s*$")
+    if t ~= "" then body[#body + 1] = t end
   end
   return table.concat(body, " ")
 end
@@ -208,9 +262,9 @@ local function item_command(cmd, item)
   return (cmd:gsub("{name}", item.name):gsub("{file}", item.path))
 end
 
--- Definitions of the files the map shows, in the map's order: names for the coordinator.
-function job.map_names(ctx, map_text)
-  local names, seen, path = {}, {}, nil
+-- Definitions of the files the map shows, in the map's order, each once (code.sym's records).
+function job.map_definitions(ctx, map_text)
+  local out, seen, path = {}, {}, nil
   local defs = {}
   for line in (map_text .. "\n"):gmatch("([^\n]*)\n") do
     local p = line:match("^(%S.*):$")
@@ -223,16 +277,132 @@ function job.map_names(ctx, map_text)
     elseif path then
       local ln = tonumber(line:match("^%s+(%d+):"))
       local d = ln and defs[path][ln]
-      if d and not seen[d.name] then
-        seen[d.name] = true
-        names[#names + 1] = d.name
+      if d and not seen[path .. ":" .. ln] then
+        seen[path .. ":" .. ln] = true
+        out[#out + 1] = d
       end
+    end
+  end
+  return out
+end
+
+-- The names of those definitions (each once): the coordinator's vocabulary.
+function job.map_names(ctx, map_text)
+  local names, seen = {}, {}
+  for _, d in ipairs(job.map_definitions(ctx, map_text)) do
+    if not seen[d.name] then
+      seen[d.name] = true
+      names[#names + 1] = d.name
     end
   end
   return names
 end
 
-local function coordinate(ctx, cfg, T, vars, prefix, names, report)
+-- A definition's own lines, from its slice's text (the lines after the "# path, lines A-B"
+-- header).
+function job.definition_lines(slice_text)
+  local lines = split_lines(slice_text)
+  local a, b = (lines[1] or ""):match("lines (%d+)%-(%d+)")
+  local n = a and (tonumber(b) - tonumber(a) + 1) or #lines - 1
+  local def = {}
+  for i = 2, math.min(#lines, n + 1) do def[#def + 1] = lines[i] end
+  return def
+end
+
+-- A definition in parts: its signature line, and the first max_lines non-blank lines of its
+-- body after the signature and a Python docstring, dedented.
+function job.definition_parts(slice_text, max_lines)
+  local def = job.definition_lines(slice_text)
+  local i = (job.docstring_end(def, 2) or 1) + 1
+  local body = {}
+  while def[i] and #body < max_lines do
+    local t = def[i]:match("^%s*(.-)%s*$")
+    if t ~= "" then body[#body + 1] = t end
+    i = i + 1
+  end
+  return {signature = (def[1] or ""):match("^%s*(.-)%s*$"), body = body}
+end
+
+-- The coordinator one definition at a time: the schema of one answer, and its parser.
+job.change_schema = json.encode({
+  type = "object",
+  properties = {change = {type = "boolean"}, why = {type = "string", maxLength = 80}},
+  required = {"change", "why"},
+})
+
+-- change (a boolean) and why, or nil and what is wrong
+function job.parse_change(text)
+  if type(text) ~= "string" or text:match("^%s*$") then return nil, "the output is empty" end
+  local ok, v = pcall(json.decode, text)
+  if not ok then return nil, "not JSON: " .. tostring(v) end
+  if type(v) ~= "table" or type(v.change) ~= "boolean" then
+    return nil, "not an object with a boolean \"change\""
+  end
+  if v.why ~= nil and type(v.why) ~= "string" then return nil, "\"why\" is not a string" end
+  return v.change, v.why or ""
+end
+
+local BODY_LINES = 3 -- lines of a definition's body shown to the coordinator_each template
+
+-- One attempt of the coordinator one definition at a time: every map definition asked, at most
+-- cfg.agents at once. Returns the items as JSON text ("[]" when none) and the attempt's record.
+local function scan_definitions(ctx, cfg, T, vars, prefix, defs, temperature, report)
+  local decisions, ids = {}, {}
+  local function ask(c, d)
+    local entry = {name = d.name, file = d.path}
+    local s, err = code.slice(c, d.qname or d.name)
+    if not s then
+      entry.error = tostring(err)
+      return entry
+    end
+    local parts = job.definition_parts(s.text, BODY_LINES)
+    local v = {}
+    for k, x in pairs(vars) do v[k] = x end
+    v.name, v.file, v.signature = d.name, d.path, parts.signature
+    v.doc, v.body = d.doc or "", table.concat(parts.body, "\n")
+    local r, gerr = c.llm.generate{prompt = job.render(T.coordinator_each, v, "coordinator_each"),
+                                   prefix = prefix, schema = job.change_schema,
+                                   max_tokens = 64, temperature = temperature}
+    if not r then
+      entry.error = tostring(gerr)
+      return entry
+    end
+    entry.output, entry.usage = r.text, r.usage
+    local change, why = job.parse_change(r.text)
+    if change == nil then entry.error = why else entry.change, entry.why = change, why end
+    return entry
+  end
+  for first = 1, #defs, cfg.agents do
+    local last = math.min(#defs, first + cfg.agents - 1)
+    for i = first, last do
+      ids[i] = ctx.spawn(function(c) return json.encode(ask(c, defs[i])) end)
+    end
+    for i = first, last do
+      local res, err = ctx.join(ids[i])
+      decisions[i] = res and json.decode(tostring(res)) or
+                     {name = defs[i].name, error = tostring(err)}
+    end
+  end
+  -- a name the repository defines more than once is qualified, so that the item resolves
+  local items = {}
+  for i, e in ipairs(decisions) do
+    if e.usage then
+      report.calls = report.calls + 1
+      report.prompt_tokens = report.prompt_tokens + e.usage.prompt
+      report.completion_tokens = report.completion_tokens + e.usage.completion
+      e.usage = nil
+    end
+    if e.change then
+      local d = defs[i]
+      local same = code.sym(ctx, d.name) or {}
+      items[#items + 1] = {name = #same > 1 and d.qname or d.name, file = d.path,
+                           why = e.why ~= "" and e.why or nil}
+    end
+  end
+  return #items > 0 and json.encode(items) or "[]", {decisions = decisions}
+end
+
+local function coordinate(ctx, cfg, T, vars, prefix, names, defs, report)
   local function known(name)
     local d = code.sym(ctx, name)
     return d ~= nil and #d > 0
@@ -244,6 +414,20 @@ local function coordinate(ctx, cfg, T, vars, prefix, names, report)
     return items
   end
   if #names == 0 then error("the repository map names no definitions", 0) end
+  if T.coordinator_each then
+    report.coordinator = {source = "model", mode = "each", attempts = {}}
+    for attempt = 1, cfg.coordinator_attempts do
+      local text, entry = scan_definitions(ctx, cfg, T, vars, prefix, defs,
+                                           attempt == 1 and 0 or cfg.temperature, report)
+      report.coordinator.attempts[attempt] = entry
+      local items, why = job.parse_items(text, known)
+      if items then return items end
+      entry.error = text == "[]" and "no definition needs a change, by every answer" or why
+      ctx.log("coordinator attempt " .. attempt .. ": " .. entry.error)
+    end
+    error("the coordinator chose no usable work items in " .. cfg.coordinator_attempts ..
+          " attempts (see the report)", 0)
+  end
   local prompt = job.render(T.coordinator, vars, "coordinator")
   local schema = job.items_schema(names)
   report.coordinator = {source = "model", attempts = {}}
@@ -283,6 +467,7 @@ local function prepare(ctx, item)
   local s, err = code.slice(ctx, target)
   if not s then return false, err end
   item.slice = s
+  item.def_lines = job.definition_lines(s.text)
   return true
 end
 
@@ -346,6 +531,7 @@ local function run_team(ctx, cfg, T, item, prefix, stats, merged, note)
       stats.whole_file_tokens = stats.whole_file_tokens + r.usage.prompt + math.floor(extra + 0.5)
       stats.completion_tokens = stats.completion_tokens + r.usage.completion
       local patch, why = job.extract_patch(r.text, it)
+      if patch then patch = job.keep_docstring(patch, it, it.def_lines) end
       if not patch then
         stats.malformed = stats.malformed + 1
         mctx.log(it.name .. ": unusable output: " .. why)
@@ -371,12 +557,13 @@ function main(ctx, args)
   local result = {ok = false, report = report}
 
   local map = assert(code.map(ctx, cfg.task, cfg.map_budget))
+  local defs = job.map_definitions(ctx, map.text)
   local names = job.map_names(ctx, map.text)
   report.map = {tokens = map.tokens, definitions = map.definitions, files = map.files}
   local vars = {task = cfg.task, map = map.text, names = table.concat(names, " ")}
   local prefix = ctx.llm.pin(job.render(T.system, vars, "system"))
 
-  local ok, items = pcall(coordinate, ctx, cfg, T, vars, prefix, names, report)
+  local ok, items = pcall(coordinate, ctx, cfg, T, vars, prefix, names, defs, report)
   if not ok then
     result.error = tostring(items)
     return json.encode(result)

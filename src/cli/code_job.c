@@ -39,8 +39,10 @@ static const char USAGE[] =
     "  --items FILE          the work items as JSON instead of the coordinator's:\n"
     "                        [{\"name\": \"f\", \"why\": \"...\"}, {\"add\": \"g\", \"after\": \"f\"}]\n"
     "  -m, --model FILE      a GGUF model (default: the shipped models/coder.gguf)\n"
-    "  --templates DIR       prompt templates: system.txt, coordinator.txt, member.txt and\n"
-    "                        optionally member.gbnf, a grammar for members' answers\n"
+    "  --templates DIR       prompt templates: system.txt, member.txt, coordinator.txt (one\n"
+    "                        call listing the items) or coordinator_each.txt (one call per\n"
+    "                        definition of the map: change it or not), and optionally\n"
+    "                        member.gbnf, a grammar for members' answers\n"
     "                        (default: the shipped templates/code/tiny)\n"
     "  --agents N            members working at once, over all teams (default 64)\n"
     "  --team-size K         members per work item (default 8)\n"
@@ -165,39 +167,58 @@ static int parse(int argc, char **argv, code_opts *o) {
   return 0;
 }
 
+/* Adds the template file DIR/FILE to t under key when it exists: 1 added, 0 absent, -1 after
+ * cli_fail. */
+static int add_template(json_t *t, const char *dir, const char *file, const char *key) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/%s", dir, file);
+  struct stat st;
+  if (stat(path, &st) != 0) return 0;
+  size_t n;
+  char *text = cli_read_file(path, &n);
+  json_t *s = text ? json_stringn(text, n) : NULL;
+  hs_free(text);
+  if (!s) {
+    if (text) cli_fail("code: the template %s is not UTF-8 text", path);
+    return -1;
+  }
+  json_object_set_new(t, key, s);
+  return 1;
+}
+
+/* The template set of directory dir (templates/code/README.md), or NULL after cli_fail:
+ * system.txt and member.txt; coordinator.txt and/or coordinator_each.txt (one of them unless the
+ * items come from a file); member.gbnf optional. */
+static json_t *load_templates(const char *dir, int need_coordinator) {
+  static const struct { const char *file, *key; int required; } parts[] = {
+      {"system.txt", "system", 1},           {"member.txt", "member", 1},
+      {"coordinator.txt", "coordinator", 0}, {"coordinator_each.txt", "coordinator_each", 0},
+      {"member.gbnf", "member_grammar", 0}};
+  json_t *t = json_object();
+  if (!t) return NULL;
+  int coordinators = 0;
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+    int got = add_template(t, dir, parts[i].file, parts[i].key);
+    if (got < 0 || (got == 0 && parts[i].required)) {
+      if (got == 0) cli_fail("code: the template set %s has no %s", dir, parts[i].file);
+      json_decref(t);
+      return NULL;
+    }
+    if (got > 0 && !strncmp(parts[i].key, "coordinator", 11)) coordinators++;
+  }
+  if (need_coordinator && coordinators == 0) {
+    cli_fail("code: the template set %s has neither coordinator.txt nor coordinator_each.txt "
+             "(or give the work items with --items)", dir);
+    json_decref(t);
+    return NULL;
+  }
+  return t;
+}
+
 /* The job's configuration (lua/codejob.lua's cfg), or NULL after cli_fail. */
 static json_t *job_config(const code_opts *o, const char *root, const char *templates) {
-  static const char *const names[] = {"system", "coordinator", "member"};
-  json_t *t = json_object();
-  for (size_t i = 0; t && i < 3; i++) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s.txt", templates, names[i]);
-    size_t n;
-    char *text = cli_read_file(path, &n);
-    json_t *s = text ? json_stringn(text, n) : NULL;
-    hs_free(text);
-    if (!s) {
-      if (text) cli_fail("code: the template %s is not UTF-8 text", path);
-      json_decref(t);
-      return NULL;
-    }
-    json_object_set_new(t, names[i], s);
-  }
+  json_t *t = load_templates(templates, !o->items);
   if (!t) return NULL;
-  char gpath[4200];
-  snprintf(gpath, sizeof gpath, "%s/member.gbnf", templates);
-  struct stat gst;
-  if (stat(gpath, &gst) == 0) { /* optional: members' answers constrained by this grammar */
-    size_t n;
-    char *text = cli_read_file(gpath, &n);
-    json_t *s = text ? json_stringn(text, n) : NULL;
-    hs_free(text);
-    if (!s) {
-      json_decref(t);
-      return NULL;
-    }
-    json_object_set_new(t, "member_grammar", s);
-  }
   json_t *items = NULL;
   if (o->items) {
     size_t n;
@@ -227,6 +248,25 @@ static json_t *job_config(const code_opts *o, const char *root, const char *temp
   return c;
 }
 
+/* One attempt of the coordinator asked one definition at a time: how many were asked, which
+ * answers chose a change, and the answers that were unusable. */
+static void print_decisions(size_t attempt, const json_t *decisions) {
+  size_t i, chosen = 0;
+  const json_t *d;
+  json_array_foreach(decisions, i, d) chosen += json_is_true(json_object_get(d, "change"));
+  printf("coordinator attempt %zu: %zu definitions asked, %zu to change%s", attempt,
+         json_array_size(decisions), chosen, chosen ? ":" : "");
+  json_array_foreach(decisions, i, d) {
+    if (json_is_true(json_object_get(d, "change")))
+      printf(" %s", json_string_value(json_object_get(d, "name")));
+  }
+  printf("\n");
+  json_array_foreach(decisions, i, d) {
+    const char *e = json_string_value(json_object_get(d, "error"));
+    if (e) printf("  %s: %s\n", json_string_value(json_object_get(d, "name")), e);
+  }
+}
+
 static void print_report(const json_t *res, double wall, const char *log) {
   const json_t *rep = json_object_get(res, "report");
   const json_t *items = json_object_get(rep, "items");
@@ -236,6 +276,8 @@ static void print_report(const json_t *res, double wall, const char *log) {
   json_array_foreach(json_object_get(coord, "attempts"), i, it) {
     const char *e = json_string_value(json_object_get(it, "error"));
     const char *out = json_string_value(json_object_get(it, "output"));
+    const json_t *decisions = json_object_get(it, "decisions");
+    if (decisions) print_decisions(i + 1, decisions);
     if (e) printf("coordinator attempt %zu: %s%s%.200s\n", i + 1, e, out ? "; it wrote: " : "",
                   out ? out : "");
   }
@@ -447,10 +489,7 @@ int cmd_code(int argc, char **argv) {
   }
   status = ok ? 0 : EXIT_FAILED;
 done:
-  if (status == EXIT_ERROR) {
-    fprintf(stderr, "hswarm code: %s\n", cli_last_failure());
-    if (o.json) cli_json_error("code", cli_last_failure());
-  }
+  if (status == EXIT_ERROR && o.json) cli_json_error("code", cli_last_failure()); /* cli_fail printed it */
   cli_swarm_model_close(&sm);
   if (rt) hs_runtime_destroy(rt);
   if (kb) cli_repo_close(kb);

@@ -4,7 +4,8 @@
 # its schema (tests/data/coder/malformed.txt) and on 3,000 random mutations of a good one (it
 # must answer items or a message, never raise), the items schema, and the extraction of a
 # member's patch (text around it, fences, operations outside the item, no "@@ end") and the
-# rejected answers as the shipped templates show them.
+# rejected answers as the shipped templates show them; definitions in parts and docstrings kept
+# (coordinator_each), the one-definition answer's parser.
 . "$(dirname "$0")/lib.bash"
 cp "$SRC/tests/data/coder/malformed.txt" malformed.txt
 cat > parts.lua <<'LUA'
@@ -86,6 +87,35 @@ function main(ctx, args)
   local add = job.extract_patch("@@ add after tiles\ndef g(n):\n    return n\n@@ end\n",
                                 {kind = "add", name = "g", after = "tiles", path = "p.py"})
   say("add " .. add:match("^[^\n]*"))
+  -- definitions in parts (the coordinator_each template's {signature} and {body})
+  local slice = '# p.py, lines 3-8\nclass A:\n    def f(self, x):\n        """Two\n        lines."""\n' ..
+                '        # TODO\n        raise NotImplementedError\n\n# what calls it:\ndef g():  # p.py:9\n'
+  local d = job.definition_lines(slice)
+  say("deflines " .. #d .. " " .. d[1])
+  local parts = job.definition_parts('# p.py, lines 1-5\n    def f(self, x):\n        """Two\n' ..
+    '        lines."""\n        # TODO\n        raise NotImplementedError\n\n# what calls it:\n', 3)
+  say("parts " .. parts.signature .. "|" .. table.concat(parts.body, "/"))
+  parts = job.definition_parts("# p.py, lines 1-2\ndef h(x): return x\n  \n", 3)
+  say("parts2 " .. parts.signature .. "|" .. #parts.body)
+  -- a dropped docstring comes back, at the new body's indentation; a kept one is left alone
+  local orig = {"    def f(self, x):", '        """Two', '        lines."""', "        pass"}
+  local mitem = {kind = "replace", name = "f", path = "p.py"}
+  local kept = job.keep_docstring("@@ replace f in p.py\ndef f(self, x):\n    return x\n@@ end\n", mitem, orig)
+  say("kept " .. kept:gsub("\n", "/"))
+  say("bodykept " .. job.body_of(kept))
+  local own = "@@ replace f in p.py\ndef f(self, x):\n    'one'\n    return x\n@@ end\n"
+  say("own " .. tostring(job.keep_docstring(own, mitem, orig) == own))
+  local c = "@@ replace f in p.c\nint f(void) {\n  return 1;\n}\n@@ end\n"
+  say("notpy " .. tostring(job.keep_docstring(c, {kind = "replace", name = "f", path = "p.c"}, orig) == c))
+  -- one definition's answer
+  local ch, why = job.parse_change('{"change":true,"why":"not written yet"}')
+  say("change " .. tostring(ch) .. " " .. why)
+  for _, case in ipairs({{"", "empty"}, {"{", "not JSON"}, {'{"change":"yes"}', "boolean"},
+                         {"[true]", "boolean"}, {'{"change":false,"why":1}', "not a string"}}) do
+    local got, err = job.parse_change(case[1])
+    say((got == nil and err:find(case[2], 1, true) ~= nil) and "cbad-ok" or ("cbad-WRONG " .. case[1]))
+  end
+  say("cschema " .. json.decode(job.change_schema).properties.change.type)
   return table.concat(out, "\n")
 end
 LUA
@@ -111,3 +141,14 @@ expect_in out.txt "fenced true"
 expect_in out.txt "add @@ add after tiles in p.py"
 n=$(grep -c -v '^#\|^$' malformed.txt)
 expect_in out.txt "recorded $n refused $n"
+expect_in out.txt "deflines 6 class A:"
+expect_in out.txt "parts def f(self, x):|# TODO/raise NotImplementedError"
+expect_in out.txt "parts2 def h(x): return x|0"
+expect_in out.txt 'kept @@ replace f in p.py/def f(self, x):/    """Two/    lines."""/    return x/@@ end/'
+expect_in out.txt "bodykept return x"
+expect_in out.txt "own true"
+expect_in out.txt "notpy true"
+expect_in out.txt "change true not written yet"
+grep -q "cbad-WRONG" out.txt && fail "a bad coordinator answer was not refused: $(grep cbad-WRONG out.txt)"
+[ "$(grep -c '^cbad-ok' out.txt)" = 5 ] || fail "not every bad coordinator answer was refused"
+expect_in out.txt "cschema boolean"

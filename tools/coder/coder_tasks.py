@@ -35,6 +35,18 @@ under a JSON-schema constraint whose names are the repository's definitions):
     Items:
     [{"name":"shipping","why":"named in the task"},{"name":"discount","why":"named in the task"}]
 
+The coordinator one definition at a time (templates/code/tiny/coordinator_each.txt; what the
+shipped model does since its third stage, train.py --coordinator each): for each definition of
+the repository map, the task, the definition's signature, doc comment and first body lines, and
+whether it needs a change, under the schema {"change": boolean, "why": string}:
+
+    Task: implement the missing functions
+    def shipping(x):
+    f(0)=22 f(1)=35 f(2)=48
+    raise NotImplementedError
+    Change:
+    {"change":true,"why":"not written yet"}
+
     python3 coder_tasks.py sample N SEED     prints N training examples (prompt, then completion)
     python3 coder_tasks.py heldout N SEED    prints N held-out member tasks: level and line
 """
@@ -153,9 +165,100 @@ def draw_coordinator(rng):
             coordinator_completion(targets))
 
 
+# The coordinator one definition at a time (templates/code/tiny/coordinator_each.txt): the job
+# asks, for each definition of the repository map, whether the task needs it changed; the answer
+# is generated under the schema {"change": boolean, "why": string}. The model sees the task, the
+# definition's signature, its doc comment and the first lines of its body (dedented), and learns
+# that a body which is only a placeholder needs writing and a body that does work does not.
+CHANGE_WHY = {True: "not written yet", False: "already written"}
+GENERIC_TASKS = ("make the tests pass", "implement the missing functions", "finish the module",
+                 "write the unfinished functions", "fill in the stubs", "complete the code",
+                 "make test_%s pass", "implement %s", "finish %s")
+STUB_BODIES = (("raise NotImplementedError",), ("pass",), ("...",), ("return None",),
+               ("raise NotImplementedError()",), ('raise NotImplementedError("TODO")',),
+               ("# TODO", "pass"), ("# TODO: write this", "raise NotImplementedError"))
+PROSE_DOCS = ("The total of an order.", "The price of n items.", "How many are left.",
+              "The fee for one order.", "Compute the value.", "The score of a round.")
+PARAMS = ("x", "x", "x", "n", "n", "count", "self, x", "a, b", "order, n")
+
+
+def coordinator_each_prompt(task, signature, doc, body):
+    lines = ["Task: " + task, signature] + ([doc] if doc else []) + list(body) + ["Change:"]
+    return HEADER + "\n".join(lines) + "\n"
+
+
+def coordinator_each_completion(change):
+    return '{"change":%s,"why":"%s"}\n' % ("true" if change else "false", CHANGE_WHY[change])
+
+
+def spaced(text):
+    """An expression as people write it: "2*x+3" -> "2 * x + 3"."""
+    out = ""
+    for i, ch in enumerate(text):
+        out += " %s " % ch if ch in "*+-" and i > 0 else ch
+    return out
+
+
+def written_body(rng, poly, params):
+    """Lines of a body that does work: most often the expression its doc's examples come from
+    (as the members write it, or spaced), else a call, a loop, a test's check, a guard."""
+    first = params.split(",")[-1].strip()
+    answer = expr.canonical(*poly).replace("x", first)
+    if rng.random() < 0.5:
+        return ("return " + (spaced(answer) if rng.random() < 0.4 else answer),)
+    kind = rng.randrange(5)
+    other = identifier(rng)
+    if kind == 0:
+        return ("return %s(%s) + %s(%s)" % (other, first, identifier(rng), first),)
+    if kind == 1:
+        return ("total = 0", "for i in range(%s):" % first, "total += %s(i)" % other)
+    if kind == 2:
+        cases = ", ".join("(%d, %d)" % (x, expr.value(*poly, x)) for x in range(rng.randint(2, 4)))
+        return ("self.check(%s, [%s])" % (other, cases),)
+    if kind == 3:
+        return ("for n, want in cases:", "self.assertEqual(f(n), want)")
+    return ("if %s < 0:" % first, 'raise ValueError("negative")', "return %s * %d" % (
+        first, rng.randint(2, 9)))
+
+
+def draw_coordinator_each(rng):
+    name = identifier(rng)
+    change = rng.random() < 0.5
+    kind = rng.random()
+    _, poly = expr.draw_poly(rng)
+    if kind < 0.1 and not change:   # a class: its body starts with a method
+        sig = "class Test%s(unittest.TestCase):" % name.title().replace("_", "")
+        body = ("def check(self, f, cases):", "for n, want in cases:")
+        doc = ""
+    else:
+        if kind < 0.25:
+            name = "test_" + name
+            params = "self"
+        else:
+            params = rng.choice(PARAMS)
+        sig = "def %s(%s):" % (name, params)
+        r = rng.random()
+        if r < 0.7 and not name.startswith("test_"):
+            doc = expr.example_line(poly, list(range(rng.randint(3, 4))))
+        elif r < 0.85:
+            doc = rng.choice(PROSE_DOCS)
+        else:
+            doc = ""
+        body = rng.choice(STUB_BODIES) if change else written_body(rng, poly, params)
+    task = rng.choice(GENERIC_TASKS)
+    if "%s" in task:
+        task = task % identifier(rng)
+    return coordinator_each_prompt(task, sig, doc, body), coordinator_each_completion(change)
+
+
+COORDINATOR = "list"  # "list": one call listing items (stages 1-2); "each": one per definition
+
+
 def training_example(rng):
     """(prompt, completion); the prompt starts with HEADER."""
     if rng.random() < COORD_P:
+        if COORDINATOR == "each":
+            return draw_coordinator_each(rng)
         return coordinator_example(rng)
     return member_example(rng)
 

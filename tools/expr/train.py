@@ -4,11 +4,16 @@ default) and models/coder.gguf on the code work-item family (--family coder).
 
     /usr/bin/python3 tools/expr/train.py [--steps N] [--seed S] [--out FILE] [--threads N]
     /usr/bin/python3 tools/expr/train.py --family coder   (context 512, batches of 32, learning
-        rate 1e-3, from models/expr.gguf; models/coder.gguf was made in two runs:
+        rate 1e-3, from models/expr.gguf; models/coder.gguf was made in five runs:
         --random-names 0 --steps 700 --stop-at 400 --out stage1.gguf, then
-        --init stage1.gguf --steps 500 --stop-at 400 (names from a word list alone were guessed,
-        not copied); a third run with --coordinator-share 0.6 did not teach the coordinator to
-        copy names from a task, and made members worse: not shipped)
+        --init stage1.gguf --steps 500 --stop-at 400 --out stage2.gguf (names from a word list
+        alone were guessed, not copied); the coordinator listing names never learned to copy
+        them from a task (a run with --coordinator-share 0.6 failed too), so it is asked one
+        definition at a time: --init stage2.gguf --coordinator each --coordinator-share 0.3
+        --steps 400 --lr 3e-4 --out stage3.gguf, then --init stage3.gguf --coordinator each
+        --coordinator-share 0.15 --steps 250 --lr 2e-4 --seed 2 --out stage4.gguf (members
+        recovered), then --init stage4.gguf --coordinator each --coordinator-share 0.3 --steps 150
+        --lr 1e-4 --seed 3; about 11, 8 and 6 minutes here)
 
 A Llama-architecture model written here from the architecture's definition (RMSNorm, rotary
 position embedding on adjacent pairs as GGUF llama files expect, grouped-query attention,
@@ -272,6 +277,9 @@ def main():
                     help="coder: share of function names made of random letters")
     ap.add_argument("--coordinator-share", type=float, default=0.25,
                     help="coder: share of coordinator prompts")
+    ap.add_argument("--coordinator", choices=("list", "each"), default="list",
+                    help="coder: the coordinator's prompts: one listing the items (list) or one "
+                    "per definition (each; templates/code/tiny/coordinator_each.txt)")
     ap.add_argument("--stop-at", type=int, help="stop after this step (the schedule still spans "
                     "--steps)")
     args = ap.parse_args()
@@ -283,6 +291,7 @@ def main():
     CFG["ctx"] = FAMILY.ctx
     coder_tasks.RANDOM_NAME_P = args.random_names
     coder_tasks.COORD_P = args.coordinator_share
+    coder_tasks.COORDINATOR = args.coordinator
     defaults = {"steps": 700 if coder else 1200, "batch": 32 if coder else 128,
                 "lr": 1e-3 if coder else 3e-3,
                 "init": os.path.join(models, "expr.gguf") if coder else None,
