@@ -544,6 +544,35 @@ local function run_team(ctx, cfg, T, item, prefix, stats, merged, note)
   })
 end
 
+-- Merges the items' verified patches (answers[i], nil for an item without one) in item order:
+-- an item whose patch does not apply on top of the ones before it goes back to its team,
+-- rerun(i, merged, note) (its candidates then checked on top of the merged patch), which returns
+-- the team's result. Statuses and conflicts are written into item_reports[i]. Returns the merged
+-- patch text.
+function job.merge(ctx, answers, n, item_reports, rerun)
+  local merged = ""
+  for i = 1, n do
+    if answers[i] then
+      local r = code.patch(ctx, merged .. answers[i], {})
+      if r and r.ok then
+        merged = merged .. answers[i]
+      else
+        local why = r and table.concat(r.errors, "; ") or "the patch failed"
+        item_reports[i].status = "conflict"
+        item_reports[i].conflict = why
+        local again = rerun(i, merged, "conflict with the other work items: " .. why)
+        if again.ok then
+          merged = merged .. again.answer
+          item_reports[i].status = "verified after a conflict"
+        else
+          item_reports[i].status = "failed after a conflict"
+        end
+      end
+    end
+  end
+  return merged
+end
+
 local function new_stats()
   return {calls = 0, candidates = 0, malformed = 0, verifications = 0, verified = 0,
           prompt_tokens = 0, whole_file_tokens = 0, completion_tokens = 0, rounds = 0}
@@ -603,27 +632,9 @@ function main(ctx, args)
   end
 
   -- merge in item order; a conflict goes back to its team, checked on top of the merged ones
-  local merged = ""
-  for i = 1, #items do
-    if answers[i] then
-      local r = code.patch(ctx, merged .. answers[i], {})
-      if r and r.ok then
-        merged = merged .. answers[i]
-      else
-        local why = r and table.concat(r.errors, "; ") or "the patch failed"
-        report.items[i].status = "conflict"
-        report.items[i].conflict = why
-        local again = run_team(ctx, cfg, T, items[i], prefix, report.items[i].stats, merged,
-                               "conflict with the other work items: " .. why)
-        if again.ok then
-          merged = merged .. again.answer
-          report.items[i].status = "verified after a conflict"
-        else
-          report.items[i].status = "failed after a conflict"
-        end
-      end
-    end
-  end
+  local merged = job.merge(ctx, answers, #items, report.items, function(i, base, note)
+    return run_team(ctx, cfg, T, items[i], prefix, report.items[i].stats, base, note)
+  end)
 
   local all = true
   for i = 1, #items do

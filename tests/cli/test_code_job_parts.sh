@@ -5,7 +5,7 @@
 # must answer items or a message, never raise), the items schema, and the extraction of a
 # member's patch (text around it, fences, operations outside the item, no "@@ end") and the
 # rejected answers as the shipped templates show them; definitions in parts and docstrings kept
-# (coordinator_each), the one-definition answer's parser.
+# (coordinator_each), the one-definition answer's parser, and the merge with a conflict sent back.
 . "$(dirname "$0")/lib.bash"
 cp "$SRC/tests/data/coder/malformed.txt" malformed.txt
 cat > parts.lua <<'LUA'
@@ -152,3 +152,35 @@ expect_in out.txt "change true not written yet"
 grep -q "cbad-WRONG" out.txt && fail "a bad coordinator answer was not refused: $(grep cbad-WRONG out.txt)"
 [ "$(grep -c '^cbad-ok' out.txt)" = 5 ] || fail "not every bad coordinator answer was refused"
 expect_in out.txt "cschema boolean"
+
+# the merge: a patch that does not apply on top of the ones before it goes back to its team
+# (rerun with the merged patch and the reason), and the team's new answer is merged
+mkdir -p mrepo && printf 'def f(x):\n    return 0\n\n\ndef g(x):\n    return 1\n' > mrepo/m.py
+cat > merge.lua <<'LUA'
+local job = require("codejob")
+local code = require("code")
+function main(ctx)
+  local fa = "@@ replace f in m.py\ndef f(x):\n    return 10\n@@ end\n"
+  local fb = "@@ replace f in m.py\ndef f(x):\n    return 20\n@@ end\n"
+  local gg = "@@ replace g in m.py\ndef g(x):\n    return 30\n@@ end\n"
+  local out = {}
+  for _, again_ok in ipairs({true, false}) do
+    local reports = {{status = "verified"}, {status = "verified"}, {status = "verified"}}
+    local calls = {}
+    local merged = job.merge(ctx, {fa, fb, nil}, 3, reports, function(i, base, note)
+      calls[#calls + 1] = string.format("rerun %d base=%s note=%s", i, tostring(base == fa),
+                                        note:match("^conflict with the other work items: .+") and "ok" or note)
+      return {ok = again_ok, answer = again_ok and gg or nil}
+    end)
+    local r = code.patch(ctx, merged, {})
+    out[#out + 1] = string.format("%s | %s | %s %s | applies=%s | %s", tostring(again_ok),
+      table.concat(calls, ";"), reports[2].status, reports[2].conflict and "why" or "-",
+      tostring(r and r.ok), (merged:gsub("\n", "/")))
+  end
+  return table.concat(out, "\n")
+end
+LUA
+expect_status 0 "$HSWARM" run merge.lua --repo mrepo --quiet
+cat out.txt
+expect_in out.txt "true | rerun 2 base=true note=ok | verified after a conflict why | applies=true | @@ replace f in m.py/def f(x):/    return 10/@@ end/@@ replace g in m.py/def g(x):/    return 30/@@ end/"
+expect_in out.txt "false | rerun 2 base=true note=ok | failed after a conflict why | applies=true | @@ replace f in m.py/def f(x):/    return 10/@@ end/"
