@@ -16,6 +16,7 @@ PACKAGES=(
   libtree-sitter-dev curl   # code intelligence: the parser runtime; curl fetches the grammars
   liblmdb-dev               # code intelligence: the knowledge base's symbols and graph
   libsqlite3-dev            # code intelligence: full-text search (FTS5)
+  libmicrohttpd-dev   # hswarm serve: the HTTP server
   universal-ctags   # an independent extractor the C definitions are checked against (tests)
 )
 

@@ -25,6 +25,8 @@ static void usage(FILE *f) {
         "  tokenize -m FILE TEXT      the token ids of a text\n"
         "  detokenize -m FILE IDS...  the text of token ids\n"
         "  embed -m FILE TEXT         the embedding of a text (pooled hidden states)\n"
+        "  serve -m FILE              an OpenAI-compatible HTTP server (completions, chat,\n"
+        "                             embeddings, streaming; /metrics)\n"
 #ifdef HS_WITH_CODE
         "  code --repo DIR --task TEXT --verify CMD\n"
         "                             the coding swarm: a verified patch for a task\n"
@@ -60,6 +62,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
   if (!strcmp(cmd, "detokenize")) return cmd_detokenize(argc - 1, argv + 1);
   if (!strcmp(cmd, "embed")) return cmd_embed(argc - 1, argv + 1);
+  if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
 #ifdef HS_WITH_CODE
   if (!strcmp(cmd, "code")) return cmd_code(argc - 1, argv + 1);
   if (!strcmp(cmd, "defs")) return cmd_defs(argc - 1, argv + 1);

@@ -248,7 +248,10 @@ static int k_input(parse *p, const char *k, const json_t *v) {
 static int k_max_tokens(parse *p, const char *k, const json_t *v) {
   json_int_t n = 0;
   int rc = get_int(p, k, v, p->q->kind == HS_OAI_COMPLETION ? 0 : 1, p->lim.max_tokens, &n);
-  if (!rc) p->q->max_tokens = (uint32_t)n;
+  if (!rc) {
+    p->q->max_tokens = (uint32_t)n;
+    p->q->has_max_tokens = true;
+  }
   return rc;
 }
 

@@ -60,6 +60,7 @@ typedef struct hs_oai_request {
 
   /* generation (completions and chat) */
   uint32_t max_tokens;  /* max_tokens or max_completion_tokens, else the limit */
+  bool has_max_tokens;  /* given by the client (else the server may lower it to fit) */
   float temperature;    /* default 1 (OpenAI's); 0 is greedy */
   float top_p;          /* default 1 */
   float presence_penalty, frequency_penalty; /* -2..2, default 0 */
