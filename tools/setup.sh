@@ -40,3 +40,19 @@ fi
 
 # the tree-sitter grammars, from the npm registry at pinned versions (checked by SHA-256)
 bash "$(dirname "$0")/grammars.sh"
+
+# Node.js and npm, for the tests that drive `hswarm serve` with the official OpenAI client:
+# Debian's, unless the machine has them already
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "setup: installing nodejs npm" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends nodejs npm \
+    || { $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q \
+         --no-install-recommends nodejs npm; }
+fi
+# the client packages at the versions pinned in tests/node/package-lock.json (npm registry)
+NODE_TESTS="$(cd "$(dirname "$0")/.." && pwd)/tests/node"
+if [ ! -d "$NODE_TESTS/node_modules/openai" ]; then
+  (cd "$NODE_TESTS" && npm ci --no-audit --no-fund --loglevel=error)
+fi
