@@ -92,6 +92,21 @@ typedef int (*hs_sched_token_fn)(uint64_t id, int32_t token, void *ud);
 /* The request finished (in every case: done, cancelled, deadline, error). */
 typedef void (*hs_sched_done_fn)(const hs_sched_result *r, void *ud);
 
+/* A token's log-probability and its most likely alternatives, under the model's own
+ * distribution at that position (the log-softmax of the raw logits: before temperature, top-k/p
+ * and any grammar). */
+#define HS_SCHED_MAX_TOP_LOGPROBS 20
+typedef struct hs_sched_logprobs {
+  int32_t token;        /* the token generated */
+  float logprob;        /* its log-probability */
+  uint32_t n_top;       /* the request's top_logprobs */
+  int32_t top_tokens[HS_SCHED_MAX_TOP_LOGPROBS];  /* most likely first (ties: lower id first) */
+  float top_logprobs[HS_SCHED_MAX_TOP_LOGPROBS];
+} hs_sched_logprobs;
+/* Called just before on_token for the same token when the request asks for log-probabilities
+ * (valid during the call only). */
+typedef void (*hs_sched_logprobs_fn)(uint64_t id, const hs_sched_logprobs *lp, void *ud);
+
 typedef struct hs_sched_request {
   const int32_t *prompt;      /* n_prompt >= 1 token ids (copied) */
   size_t n_prompt;
@@ -107,6 +122,9 @@ typedef struct hs_sched_request {
                                  Its end-of-generation tokens are allowed when the grammar can
                                  be complete; when it is done the request finishes STOP */
   const hs_grammar_vocab *grammar_vocab; /* required with grammar (hs_generate_vocab_create) */
+  hs_sched_logprobs_fn on_logprobs; /* may be NULL: log-probabilities are computed only with it */
+  uint32_t top_logprobs;      /* alternatives reported with on_logprobs, at most
+                                 HS_SCHED_MAX_TOP_LOGPROBS */
   hs_sched_token_fn on_token; /* may be NULL */
   hs_sched_done_fn on_done;   /* may be NULL */
   void *ud;

@@ -49,11 +49,12 @@ static void stream_text(srv_choice *c, bool final) {
     safe--;
   if (safe <= c->streamed && c->started) return;
   if (safe < c->streamed) safe = c->streamed;
-  char *ev = srv_json_chunk(j, c->index, c->text.p ? c->text.p + c->streamed : "",
-                            safe - c->streamed, !c->started, NULL);
+  char *ev = srv_json_chunk(j, c, c->text.p ? c->text.p + c->streamed : "", safe - c->streamed,
+                            !c->started, c->lps_streamed, c->n_lps, NULL);
   if (ev) srv_job_emit(j, ev, strlen(ev));
   hs_free(ev);
   c->streamed = safe;
+  c->lps_streamed = c->n_lps;
   c->started = true;
 }
 
@@ -76,6 +77,22 @@ static bool find_stop(srv_choice *c, size_t old) {
   c->text.n = best;
   c->text.p[best] = 0;
   return true;
+}
+
+static void on_logprobs(uint64_t id, const hs_sched_logprobs *lp, void *ud) {
+  (void)id;
+  srv_choice *c = ud;
+  if (c->n_lps == c->cap_lps) {
+    size_t cap = c->cap_lps ? 2 * c->cap_lps : 16;
+    hs_sched_logprobs *p = hs_realloc(c->lps, cap * sizeof *p);
+    if (!p) {
+      c->lps_oom = true;
+      return;
+    }
+    c->lps = p;
+    c->cap_lps = cap;
+  }
+  c->lps[c->n_lps++] = *lp;
 }
 
 static int on_token(uint64_t id, int32_t token, void *ud) {
@@ -134,14 +151,15 @@ static void on_done(const hs_sched_result *r, void *ud) {
     snprintf(j->error, sizeof j->error, "the engine failed: %s",
              r->error ? r->error : hs_strerror(r->status));
   }
-  if (c->text.oom && !j->status) {
+  if ((c->text.oom || c->lps_oom) && !j->status) {
     j->status = 500;
     snprintf(j->error, sizeof j->error, "out of memory");
   }
   c->live = false;
   if (j->req.stream) {
     stream_text(c, true);
-    char *ev = srv_json_chunk(j, c->index, "", 0, false, c->finish);
+    char *ev = srv_json_chunk(j, c, "", 0, false, c->lps_streamed, c->n_lps, c->finish);
+    c->lps_streamed = c->n_lps;
     if (ev) srv_job_emit(j, ev, strlen(ev));
     hs_free(ev);
   }
@@ -192,6 +210,8 @@ static void start_generation(srv_engine *e, srv_job *j) {
     r.team = q->team;
     r.grammar = j->grammar;
     r.grammar_vocab = j->grammar ? e->gvocab : NULL;
+    r.on_logprobs = q->logprobs ? on_logprobs : NULL;
+    r.top_logprobs = q->top_logprobs;
     r.on_token = on_token;
     r.on_done = on_done;
     r.ud = c;

@@ -144,9 +144,9 @@ static int prepare_generation(hs_serve *sv, srv_job *j, hs_oai_error *err) {
   hs_oai_request *q = &j->req;
   int rc;
   unsigned flags = HS_TOKENIZE_ADD_BOS | HS_TOKENIZE_PARSE_SPECIAL;
-  if (q->logprobs)
-    return hs_oai_error_set(err, 400, "logprobs", NULL, "logprobs are not supported by this "
-                                                        "server yet");
+  if (q->logprobs && q->echo)
+    return hs_oai_error_set(err, 400, "echo", NULL, "echo with logprobs is not supported (the "
+                                                    "prompt's log-probabilities are not computed)");
   if (q->kind == HS_OAI_CHAT) {
     if (!sv->chat)
       return hs_oai_error_set(err, 400, "messages", NULL,

@@ -28,7 +28,10 @@ void srv_job_ref(srv_job *j) { atomic_fetch_add(&j->refs, 1); }
 
 void srv_job_release(srv_job *j) {
   if (!j || atomic_fetch_sub(&j->refs, 1) != 1) return;
-  for (uint32_t i = 0; j->choices && i < j->req.n; i++) hs_free(j->choices[i].text.p);
+  for (uint32_t i = 0; j->choices && i < j->req.n; i++) {
+    hs_free(j->choices[i].text.p);
+    hs_free(j->choices[i].lps);
+  }
   hs_oai_request_free(&j->req); /* after the choices: it zeroes req.n */
   hs_free(j->prompt);
   hs_grammar_destroy(j->grammar);

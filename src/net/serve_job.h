@@ -36,6 +36,10 @@ typedef struct srv_choice {
   bool stopped;         /* a stop string matched */
   bool started;         /* streaming: the first chunk (role) was sent */
   const char *finish;   /* "stop", "length" (NULL while running) */
+  hs_sched_logprobs *lps; /* with logprobs: one per token generated */
+  size_t n_lps, cap_lps;
+  size_t lps_streamed;  /* of them, sent in chunks */
+  bool lps_oom;
 } srv_choice;
 
 typedef struct srv_job {

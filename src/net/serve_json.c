@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/strbuf.h"
 #include "hswarm/alloc.h"
+#include "hswarm/tokenizer.h"
 
 /* v as compact JSON in a string from hs_malloc, with prefix and suffix around it; v released. */
 static char *dump(json_t *v, const char *prefix, const char *suffix) {
@@ -31,6 +33,85 @@ static json_t *finish_value(const char *finish) {
   return finish ? json_string(finish) : json_null();
 }
 
+/* A token's text as a JSON string: bytes that are not valid UTF-8 on their own (a token may
+ * hold part of a character) become U+FFFD. */
+static json_t *token_string(const srv_job *j, int32_t id) {
+  const char *s = "";
+  size_t n = 0;
+  hs_tokenizer_token_bytes(j->tok, id, HS_DETOK_SPECIAL, &s, &n);
+  json_t *v = json_stringn(s, n);
+  if (v) return v;
+  hs_strbuf b = {0};
+  for (size_t i = 0; i < n; i++) {
+    if ((unsigned char)s[i] < 0x80) hs_strbuf_add(&b, s + i, 1);
+    else hs_strbuf_puts(&b, "\xEF\xBF\xBD");
+  }
+  char *t = hs_strbuf_take(&b);
+  v = t ? json_string(t) : NULL;
+  hs_free(t);
+  return v;
+}
+
+static json_t *token_bytes(const srv_job *j, int32_t id) {
+  const char *s = "";
+  size_t n = 0;
+  hs_tokenizer_token_bytes(j->tok, id, HS_DETOK_SPECIAL, &s, &n);
+  json_t *a = json_array();
+  for (size_t i = 0; a && i < n; i++) json_array_append_new(a, json_integer((unsigned char)s[i]));
+  return a;
+}
+
+/* The log-probabilities of c's tokens from..to: chat's {"content": [...]} or the completions'
+ * {"tokens", "token_logprobs", "top_logprobs", "text_offset"}; null without logprobs. */
+static json_t *logprobs(const srv_job *j, const srv_choice *c, size_t from, size_t to) {
+  if (!j->req.logprobs || !c->lps) return json_null();
+  if (j->req.kind == HS_OAI_CHAT) {
+    json_t *content = json_array();
+    for (size_t i = from; content && i < to; i++) {
+      const hs_sched_logprobs *lp = &c->lps[i];
+      json_t *top = json_array();
+      for (uint32_t k = 0; top && k < lp->n_top; k++)
+        json_array_append_new(top, json_pack("{s:o, s:f, s:o}", "token",
+                                             token_string(j, lp->top_tokens[k]), "logprob",
+                                             (double)lp->top_logprobs[k], "bytes",
+                                             token_bytes(j, lp->top_tokens[k])));
+      json_array_append_new(content, json_pack("{s:o, s:f, s:o, s:o}", "token",
+                                               token_string(j, lp->token), "logprob",
+                                               (double)lp->logprob, "bytes",
+                                               token_bytes(j, lp->token), "top_logprobs", top));
+    }
+    return json_pack("{s:o}", "content", content);
+  }
+  json_t *tokens = json_array(), *values = json_array(), *tops = json_array(),
+         *offsets = json_array();
+  size_t offset = 0;
+  for (size_t i = 0; i < from; i++) {
+    const char *s;
+    size_t n = 0;
+    hs_tokenizer_token_bytes(j->tok, c->lps[i].token, 0, &s, &n);
+    offset += n;
+  }
+  for (size_t i = from; i < to; i++) {
+    const hs_sched_logprobs *lp = &c->lps[i];
+    json_array_append_new(tokens, token_string(j, lp->token));
+    json_array_append_new(values, json_real(lp->logprob));
+    json_t *top = json_object();
+    for (uint32_t k = 0; top && k < lp->n_top; k++) {
+      json_t *name = token_string(j, lp->top_tokens[k]);
+      if (name) json_object_set_new(top, json_string_value(name), json_real(lp->top_logprobs[k]));
+      json_decref(name);
+    }
+    json_array_append_new(tops, top);
+    json_array_append_new(offsets, json_integer((json_int_t)offset));
+    const char *s;
+    size_t n = 0;
+    hs_tokenizer_token_bytes(j->tok, lp->token, 0, &s, &n);
+    offset += n;
+  }
+  return json_pack("{s:o, s:o, s:o, s:o}", "tokens", tokens, "token_logprobs", values,
+                   "top_logprobs", tops, "text_offset", offsets);
+}
+
 static json_t *usage(const srv_job *j) {
   json_int_t completion = 0;
   for (uint32_t i = 0; i < j->req.n; i++) completion += j->choices[i].n_tokens;
@@ -45,18 +126,20 @@ static json_t *envelope(const srv_job *j, const char *object, json_t *choices) {
                    (json_int_t)j->created, "model", j->model_name, "choices", choices);
 }
 
-char *srv_json_chunk(const srv_job *j, uint32_t index, const char *text, size_t n, bool first,
-                     const char *finish) {
+char *srv_json_chunk(const srv_job *j, const srv_choice *c, const char *text, size_t n,
+                     bool first, size_t lp_from, size_t lp_to, const char *finish) {
   json_t *choice;
   if (is_chat(j)) {
     json_t *delta = json_object();
     if (delta && first) json_object_set_new(delta, "role", json_string("assistant"));
     if (delta && (n || first)) json_object_set_new(delta, "content", json_stringn(text, n));
-    choice = json_pack("{s:I, s:o, s:n, s:o}", "index", (json_int_t)index, "delta", delta,
-                       "logprobs", "finish_reason", finish_value(finish));
+    choice = json_pack("{s:I, s:o, s:o, s:o}", "index", (json_int_t)c->index, "delta", delta,
+                       "logprobs", logprobs(j, c, lp_from, lp_to), "finish_reason",
+                       finish_value(finish));
   } else {
-    choice = json_pack("{s:s%, s:I, s:n, s:o}", "text", text, n, "index", (json_int_t)index,
-                       "logprobs", "finish_reason", finish_value(finish));
+    choice = json_pack("{s:s%, s:I, s:o, s:o}", "text", text, n, "index", (json_int_t)c->index,
+                       "logprobs", logprobs(j, c, lp_from, lp_to), "finish_reason",
+                       finish_value(finish));
   }
   return dump(envelope(j, is_chat(j) ? "chat.completion.chunk" : "text_completion",
                        json_pack("[o]", choice)),
@@ -76,11 +159,12 @@ char *srv_json_result(const srv_job *j) {
     const char *text = c->text.p ? c->text.p : "";
     json_t *choice =
         is_chat(j)
-            ? json_pack("{s:I, s:{s:s, s:s%}, s:n, s:o}", "index", (json_int_t)i, "message",
+            ? json_pack("{s:I, s:{s:s, s:s%}, s:o, s:o}", "index", (json_int_t)i, "message",
                         "role", "assistant", "content", text, c->text.n, "logprobs",
-                        "finish_reason", finish_value(c->finish))
-            : json_pack("{s:s%, s:I, s:n, s:o}", "text", text, c->text.n, "index",
-                        (json_int_t)i, "logprobs", "finish_reason", finish_value(c->finish));
+                        logprobs(j, c, 0, c->n_lps), "finish_reason", finish_value(c->finish))
+            : json_pack("{s:s%, s:I, s:o, s:o}", "text", text, c->text.n, "index",
+                        (json_int_t)i, "logprobs", logprobs(j, c, 0, c->n_lps),
+                        "finish_reason", finish_value(c->finish));
     json_array_append_new(choices, choice);
   }
   json_t *v = envelope(j, is_chat(j) ? "chat.completion" : "text_completion", choices);

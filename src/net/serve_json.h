@@ -11,10 +11,11 @@
 #include "net/openai_request.h"
 #include "net/serve_job.h"
 
-/* One server-sent event ("data: {...}\n\n") for choice index: text (n bytes; may be empty),
- * with the assistant's role when first (chat), and finish ("stop", "length") or NULL. */
-char *srv_json_chunk(const srv_job *j, uint32_t index, const char *text, size_t n, bool first,
-                     const char *finish);
+/* One server-sent event ("data: {...}\n\n") for choice c: text (n bytes; may be empty), with
+ * the assistant's role when first (chat), the log-probabilities of c's tokens lp_from..lp_to
+ * when the request asked for them, and finish ("stop", "length") or NULL. */
+char *srv_json_chunk(const srv_job *j, const srv_choice *c, const char *text, size_t n,
+                     bool first, size_t lp_from, size_t lp_to, const char *finish);
 /* The last event before "data: [DONE]" when the client asked for usage: no choices, usage. */
 char *srv_json_usage_chunk(const srv_job *j);
 /* A finished generation's whole response (choices and usage). */

@@ -115,6 +115,35 @@ static int grammar_mask(hs_sched *s, sreq *r, const float *logits) {
   return 0;
 }
 
+/* Log-probabilities of the token sampled from raw logits (the model's own distribution), and
+ * the request's top alternatives, given to its on_logprobs. Double-precision log-sum-exp; the
+ * top alternatives by insertion into a short sorted list (k <= 20). */
+static void report_logprobs(const sreq *r, const float *raw, uint32_t n_vocab, int32_t tok) {
+  float mx = raw[0];
+  for (uint32_t i = 1; i < n_vocab; i++)
+    if (raw[i] > mx) mx = raw[i];
+  double sum = 0;
+  for (uint32_t i = 0; i < n_vocab; i++) sum += exp((double)raw[i] - mx);
+  const double lse = mx + log(sum);
+  hs_sched_logprobs lp = {.token = tok, .logprob = (float)(raw[tok] - lse)};
+  uint32_t k = r->r.top_logprobs < HS_SCHED_MAX_TOP_LOGPROBS ? r->r.top_logprobs
+                                                             : HS_SCHED_MAX_TOP_LOGPROBS;
+  if (k > n_vocab) k = n_vocab;
+  uint32_t have = 0;
+  for (uint32_t i = 0; i < n_vocab && k; i++) {
+    if (have == k && raw[i] <= raw[lp.top_tokens[k - 1]]) continue;
+    uint32_t at = have < k ? have++ : k - 1; /* the place to fill, then moved up */
+    while (at > 0 && raw[lp.top_tokens[at - 1]] < raw[i]) {
+      lp.top_tokens[at] = lp.top_tokens[at - 1];
+      at--;
+    }
+    lp.top_tokens[at] = (int32_t)i;
+  }
+  lp.n_top = have;
+  for (uint32_t i = 0; i < have; i++) lp.top_logprobs[i] = (float)(raw[lp.top_tokens[i]] - lse);
+  r->r.on_logprobs(r->id, &lp, r->r.ud);
+}
+
 int sched_run_step(hs_sched *s) {
   size_t cap = (size_t)s->o.token_budget + s->running.n;
   if (grow_scratch(s, cap) || grow_logits(s, s->running.n ? s->running.n : 1))
@@ -161,7 +190,7 @@ int sched_run_step(hs_sched *s) {
     sreq *r = s->item_req[w];
     const uint32_t total = sreq_total(r);
     int32_t tok;
-    const float *logits = s->logits + w * s->n_vocab;
+    const float *logits = s->logits + w * s->n_vocab, *raw = logits;
     if (r->gs && (rc = grammar_mask(s, r, logits))) continue; /* finished with the error */
     if (r->gs) logits = s->masked;
     rc = hs_sample(&r->r.sampling, logits, s->n_vocab, r->toks, total, total, s->sample_scratch,
@@ -186,6 +215,7 @@ int sched_run_step(hs_sched *s) {
     if (r->n_gen++ == 0 && !r->preemptions) r->first_token_step = s->step;
     r->tm->served++;
     s->mt.generated_tokens++;
+    if (r->r.on_logprobs) report_logprobs(r, raw, s->n_vocab, tok);
     if (r->r.on_token && r->r.on_token(r->id, tok, r->r.ud)) r->cancel = true;
     if (r->cancel) finish_running(s, r, 0, HS_FINISH_CANCELLED, NULL);
     else if (r->gs && hs_grammar_state_is_done(r->gs)) finish_running(s, r, 0, HS_FINISH_STOP, NULL);

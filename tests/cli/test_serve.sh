@@ -1,7 +1,7 @@
 # test_serve.sh: `hswarm serve` with curl, on the shipped models/expr.gguf (ChatML for chat):
 # every endpoint's answer in the OpenAI shapes; a streamed completion equals the same greedy
 # completion unstreamed (stop strings held back and cut the same way); n > 1 shares the
-# prompt's KV; response_format under a JSON schema; embeddings equal `hswarm embed`'s; bad
+# prompt's KV; log-probabilities (greedy tokens are the most likely); response_format under a JSON schema; embeddings equal `hswarm embed`'s; bad
 # input answered with the right status and an OpenAI-style error naming the problem (bad JSON,
 # wrong types, unknown model, unknown fields, huge bodies, header floods, wrong API key); a
 # client that disconnects mid-stream has its sequence cancelled and the KV blocks come back; a
@@ -68,6 +68,15 @@ jq -e '(.choices | length) == 3 and ([.choices[].index] == [0,1,2]) and .usage.p
 jq -c '[.choices[].text]' body.txt > first.txt
 call POST /v1/completions "$BODY"; jq -c '[.choices[].text]' body.txt > second.txt
 cmp -s first.txt second.txt || fail "the same seed gave different choices"
+
+# 3b. log-probabilities: greedy tokens are the most likely ones; alternatives sorted, each <= 0
+call POST /v1/completions "{\"prompt\":\"$PROMPT\",\"max_tokens\":6,\"temperature\":0,\"logprobs\":3}"
+expect_code 200
+jq -e '.choices[0].logprobs as $l | ($l.tokens | length) == 6 and ($l.tokens | join("")) == .choices[0].text and ([range(6)] | all(. as $i | ($l.top_logprobs[$i] | to_entries | max_by(.value) | .key) == $l.tokens[$i] and ($l.token_logprobs[$i] <= 0)))' body.txt >/dev/null || { cat body.txt; fail "completions logprobs"; }
+call POST /v1/chat/completions '{"messages":[{"role":"user","content":"x"}],"max_tokens":3,"temperature":0,"logprobs":true,"top_logprobs":4}'
+expect_code 200
+jq -e '.choices[0].logprobs.content | length == 3 and all(.top_logprobs | length == 4 and .[0].logprob >= .[1].logprob and .[1].logprob >= .[2].logprob and ([.[].logprob | exp] | add) <= 1.0001) and all(.token == .top_logprobs[0].token and .logprob == .top_logprobs[0].logprob)' body.txt >/dev/null || { cat body.txt; fail "chat logprobs"; }
+call POST /v1/completions "{\"prompt\":\"x\",\"logprobs\":1,\"echo\":true}"; expect_code 400; error_says echo "echo with logprobs"
 
 # 4. chat, streamed chat (role first, then content), response_format under a schema
 call POST /v1/chat/completions '{"model":"expr.gguf","messages":[{"role":"system","content":"s"},{"role":"user","content":"f(0)=1"}],"max_tokens":8,"temperature":0}'

@@ -1,5 +1,5 @@
 // openai_client.mjs: the official `openai` package (tests/node/package.json, pinned) drives
-// hswarm serve: chat, streaming, n > 1, completions, embeddings, a JSON-schema answer, and an
+// hswarm serve: chat, streaming, log-probabilities, n > 1, completions, embeddings, a JSON-schema answer, and an
 // authentication failure. Run by tests/cli/test_serve_openai.sh:
 //   node openai_client.mjs BASE_URL API_KEY MODEL
 // Prints one line per check and exits 1 at the first failure.
@@ -48,6 +48,13 @@ check(chunks > 2 && text === chat.choices[0].message.content, "streamed chat equ
       { text, whole: chat.choices[0].message.content });
 check(finish === chat.choices[0].finish_reason && usage && usage.completion_tokens > 0,
       "stream finish_reason and usage", { finish, usage });
+
+// log-probabilities
+const lp = await client.chat.completions.create({ model, messages, max_tokens: 4, temperature: 0,
+                                                 logprobs: true, top_logprobs: 3 });
+const content = lp.choices[0].logprobs.content;
+check(content.length === 4 && content.every(t => t.top_logprobs.length === 3 && t.logprob <= 0 &&
+      t.token === t.top_logprobs[0].token), "logprobs with top_logprobs", content);
 
 // n > 1
 const many = await client.chat.completions.create({ model, messages, max_tokens: 8, n: 4, seed: 3 });

@@ -8,6 +8,7 @@
  * classes, preemption of background requests for urgent ones, weighted fair share between
  * teams, memory admission (refusals at once; 10,000 queued requests served with a small pool),
  * cancellation, deadlines, metrics; and exact block accounting at the end of every run. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -208,6 +209,131 @@ static void check_baseline(hs_model *m) {
   hs_kv_evict_all(m);
   hs_kv_get_stats(m, &st);
   assert_int_equal(st.blocks_free, st.blocks_total - st.blocks_pinned);
+}
+
+/* ---- log-probabilities ---- */
+
+enum { TOPK = 5 };
+typedef struct lpcase {
+  tcase c;
+  float want_lp[MAXG], want_top[MAXG][TOPK];
+  int32_t want_top_id[MAXG][TOPK];
+  hs_sched_logprobs got[MAXG];
+  size_t n_lp;
+} lpcase;
+
+static const float *sort_logits;
+static int by_logit_desc(const void *a, const void *b) {
+  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+  if (sort_logits[x] != sort_logits[y]) return sort_logits[x] > sort_logits[y] ? -1 : 1;
+  return x < y ? -1 : 1;
+}
+
+/* The reference: the request alone; at each position the log-softmax of the logits (in double)
+ * and the TOPK most likely tokens by a full sort. */
+static void expected_logprobs(hs_model *ref, lpcase *L) {
+  tcase *c = &L->c;
+  hs_seq *s;
+  assert_int_equal(hs_seq_create(ref, 0, &s), 0);
+  hs_batch_item it[MAXP];
+  for (size_t i = 0; i < c->n_prompt; i++)
+    it[i] = (hs_batch_item){s, c->prompt[i], i + 1 == c->n_prompt};
+  float *lg = malloc(n_vocab * sizeof *lg), *scratch = malloc(2 * n_vocab * sizeof *scratch);
+  int32_t *ids = malloc(n_vocab * sizeof *ids);
+  assert_int_equal(hs_model_forward(ref, it, c->n_prompt, lg, NULL), 0);
+  int32_t hist[MAXP + MAXG];
+  memcpy(hist, c->prompt, c->n_prompt * sizeof *hist);
+  size_t nh = c->n_prompt;
+  for (uint32_t g = 0; g < c->max_tokens; g++) {
+    double sum = 0;
+    for (size_t i = 0; i < n_vocab; i++) sum += exp((double)lg[i]);
+    double lse = log(sum);
+    for (size_t i = 0; i < n_vocab; i++) ids[i] = (int32_t)i;
+    sort_logits = lg;
+    qsort(ids, n_vocab, sizeof *ids, by_logit_desc);
+    for (int k = 0; k < TOPK; k++) {
+      L->want_top_id[g][k] = ids[k];
+      L->want_top[g][k] = (float)(lg[ids[k]] - lse);
+    }
+    int32_t t;
+    assert_int_equal(hs_sample(&c->sp, lg, n_vocab, hist, nh, nh, scratch, &t), 0);
+    c->want[g] = t;
+    L->want_lp[g] = (float)(lg[t] - lse);
+    hist[nh++] = t;
+    hs_batch_item one = {s, t, true};
+    assert_int_equal(hs_model_forward(ref, &one, 1, lg, NULL), 0);
+  }
+  free(ids);
+  free(lg);
+  free(scratch);
+  hs_seq_destroy(s);
+}
+
+static void on_logprobs(uint64_t id, const hs_sched_logprobs *lp, void *ud) {
+  lpcase *L = ud;
+  assert_int_equal(id, L->c.id);
+  if (L->n_lp < MAXG) L->got[L->n_lp++] = *lp;
+}
+
+static int lp_token(uint64_t id, int32_t token, void *ud) { return on_token(id, token, &((lpcase *)ud)->c); }
+static void lp_done(const hs_sched_result *r, void *ud) { on_done(r, &((lpcase *)ud)->c); }
+
+/* Requests asking for log-probabilities, batched together: each token's log-probability and
+ * its top alternatives are those of the request computed alone (within float rounding). */
+static void test_logprobs(void **state) {
+  (void)state;
+  enum { N = 6 };
+  lpcase *L = calloc(N, sizeof *L);
+  tcase cs[N];
+  make_cases(cs, N);
+  hs_model *ref = open_with(model_path, 1, 64, false);
+  for (int k = 0; k < N; k++) {
+    L[k].c = cs[k];
+    expected_logprobs(ref, &L[k]);
+  }
+  hs_model_close(ref);
+  hs_model *m = open_with(model_path, 2, 256, true);
+  hs_sched *s;
+  assert_int_equal(hs_sched_create(m, NULL, &s), 0);
+  for (int k = 0; k < N; k++) {
+    hs_sched_request r;
+    hs_sched_request_init(&r);
+    r.prompt = L[k].c.prompt;
+    r.n_prompt = L[k].c.n_prompt;
+    r.sampling = L[k].c.sp;
+    r.max_tokens = L[k].c.max_tokens;
+    r.ignore_eos = true;
+    r.on_logprobs = on_logprobs;
+    r.top_logprobs = k == 0 ? 0 : TOPK;
+    r.on_token = lp_token;
+    r.on_done = lp_done;
+    r.ud = &L[k];
+    assert_int_equal(hs_sched_submit(s, &r, &L[k].c.id), 0);
+  }
+  while (hs_sched_step(s) > 0) {}
+  for (int k = 0; k < N; k++) {
+    check_case(&L[k].c, "logprobs", k);
+    assert_int_equal(L[k].n_lp, L[k].c.max_tokens);
+    for (size_t g = 0; g < L[k].n_lp; g++) {
+      const hs_sched_logprobs *lp = &L[k].got[g];
+      assert_int_equal(lp->token, L[k].c.want[g]);
+      if (fabsf(lp->logprob - L[k].want_lp[g]) > 1e-4f)
+        fail_msg("request %d token %zu: logprob %g, expected %g", k, g, lp->logprob,
+                 L[k].want_lp[g]);
+      assert_true(lp->logprob <= 0);
+      assert_int_equal(lp->n_top, k == 0 ? 0 : TOPK);
+      for (uint32_t t = 0; t < lp->n_top; t++) {
+        assert_int_equal(lp->top_tokens[t], L[k].want_top_id[g][t]);
+        assert_true(fabsf(lp->top_logprobs[t] - L[k].want_top[g][t]) <= 1e-4f);
+      }
+      if (L[k].c.sp.temperature == 0 && lp->n_top) /* greedy: the most likely token */
+        assert_int_equal(lp->token, lp->top_tokens[0]);
+    }
+  }
+  hs_sched_destroy(s);
+  check_baseline(m);
+  hs_model_close(m);
+  free(L);
 }
 
 /* ---- tokens are the same whatever the scheduling ---- */
@@ -625,6 +751,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_tokens_match_alone, reset_live_blocks,
                                       fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_logprobs, reset_live_blocks, fail_on_leaked_blocks),
       cmocka_unit_test_setup_teardown(test_priorities, reset_live_blocks, fail_on_leaked_blocks),
       cmocka_unit_test_setup_teardown(test_shared_prefix_computed_once, reset_live_blocks,
                                       fail_on_leaked_blocks),
