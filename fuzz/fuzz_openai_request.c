@@ -1,5 +1,5 @@
 /* fuzz_openai_request.c: OpenAI-style request bodies (src/net/openai_request.c) against
- * arbitrary input, parsed as each of the three kinds (completions, chat, embeddings).
+ * arbitrary input, parsed as each of the four kinds (completions, chat, embeddings, prefixes).
  *
  * Whatever the bytes, parsing must not crash, over-read or leak; a refusal must be HS_EINVAL
  * with status 400 and a message (or HS_ENOMEM with 500); an accepted request must have its one
@@ -18,7 +18,7 @@ static void check(int ok) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  for (int kind = HS_OAI_COMPLETION; kind <= HS_OAI_EMBEDDING; kind++) {
+  for (int kind = HS_OAI_COMPLETION; kind <= HS_OAI_PREFIX; kind++) {
     hs_oai_request q;
     hs_oai_error e;
     int rc = hs_oai_request_parse((hs_oai_kind)kind, data, size, NULL, &q, &e);

@@ -410,16 +410,17 @@ static int k_best_of(parse *p, const char *k, const json_t *v) {
 
 typedef int (*key_fn)(parse *, const char *, const json_t *);
 
-enum { C = 1 << HS_OAI_COMPLETION, H = 1 << HS_OAI_CHAT, E = 1 << HS_OAI_EMBEDDING };
+enum { C = 1 << HS_OAI_COMPLETION, H = 1 << HS_OAI_CHAT, E = 1 << HS_OAI_EMBEDDING,
+       P = 1 << HS_OAI_PREFIX };
 
 static const struct {
   const char *key;
   unsigned kinds;
   key_fn fn;
 } KEYS[] = {
-    {"model", C | H | E, k_model},
-    {"prompt", C, k_prompt},
-    {"messages", H, k_messages},
+    {"model", C | H | E | P, k_model},
+    {"prompt", C | P, k_prompt},
+    {"messages", H | P, k_messages},
     {"input", E, k_input},
     {"max_tokens", C | H, k_max_tokens},
     {"max_completion_tokens", H, k_max_tokens},
@@ -452,12 +453,14 @@ static const struct {
 
 static int finish(parse *p) {
   hs_oai_request *q = p->q;
-  bool has_input = q->prompt || q->prompt_ids.ids || q->messages || q->n_inputs;
-  if (!has_input) {
+  int forms = (q->prompt || q->prompt_ids.ids) + (q->messages != NULL) + (q->n_inputs > 0);
+  if (forms == 0) {
     const char *what = q->kind == HS_OAI_CHAT ? "messages"
-                       : q->kind == HS_OAI_COMPLETION ? "prompt" : "input";
-    return BAD(what, "'%s' is required", what);
+                       : q->kind == HS_OAI_EMBEDDING ? "input" : "prompt";
+    return BAD(what, "'%s' is required%s", what,
+               q->kind == HS_OAI_PREFIX ? " (or 'messages')" : "");
   }
+  if (forms > 1) return BAD("messages", "give 'prompt' or 'messages', not both");
   if (q->kind == HS_OAI_COMPLETION && p->logprobs_int >= 0) {
     q->logprobs = true;
     q->top_logprobs = (uint32_t)p->logprobs_int;
@@ -489,7 +492,7 @@ int hs_oai_request_parse(hs_oai_kind kind, const void *body, size_t len,
   q->top_p = 1.0f;
   q->n = 1;
   q->priority = HS_PRIORITY_NORMAL;
-  if ((unsigned)kind > HS_OAI_EMBEDDING) return hs_oai_error_set(err, 400, NULL, NULL, "no such endpoint");
+  if ((unsigned)kind > HS_OAI_PREFIX) return hs_oai_error_set(err, 400, NULL, NULL, "no such endpoint");
 
   json_error_t je;
   json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);

@@ -26,7 +26,8 @@
 typedef enum hs_oai_kind {
   HS_OAI_COMPLETION = 0, /* /v1/completions */
   HS_OAI_CHAT = 1,       /* /v1/chat/completions */
-  HS_OAI_EMBEDDING = 2   /* /v1/embeddings */
+  HS_OAI_EMBEDDING = 2,  /* /v1/embeddings */
+  HS_OAI_PREFIX = 3      /* POST /v1/prefixes (an extension): "prompt" or "messages" to pin */
 } hs_oai_kind;
 
 /* Limits checked by the parser (0 in a field: its default, in parentheses). */

@@ -18,6 +18,7 @@
 #include "hswarm/alloc.h"
 #include "hswarm/error.h"
 #include "hswarm/generate.h"
+#include "hswarm/kvcache.h"
 #include "net/serve_json.h"
 
 struct srv_engine {
@@ -34,6 +35,14 @@ struct srv_engine {
   bool wake, stopping, stopped;
 
   srv_job *active; /* the engine thread's: jobs with choices running */
+
+  /* pinned prefixes: changed by the engine thread, read by connections (under mu) */
+  struct {
+    srv_pin_info info;
+    hs_prefix *p;
+  } pins[SRV_MAX_PINS];
+  size_t n_pins;
+  uint64_t next_pin;
 };
 
 /* ---- text of a choice -------------------------------------------------------------------- */
@@ -256,6 +265,60 @@ static void run_embeddings(srv_engine *e, srv_job *j) {
   srv_job_finish(j, 0, NULL);
 }
 
+static void pin(srv_engine *e, srv_job *j) {
+  if (e->n_pins == SRV_MAX_PINS) {
+    fail(j, 400, "%s", "64 prefixes are pinned already: unpin one first");
+    return;
+  }
+  hs_prefix *p = NULL;
+  int rc = hs_prefix_pin(e->m, j->prompt, j->n_prompt, &p);
+  if (rc == HS_EINVAL) {
+    fail(j, 400, "the prefix cannot be pinned: %s (a prefix needs at least 32 tokens, within "
+                 "the context)", hs_engine_last_error());
+  } else if (rc == HS_ENOSPC) {
+    fail(j, 400, "the KV cache cannot hold this prefix: %s", hs_engine_last_error());
+  } else if (rc) {
+    fail(j, 500, "pinning failed: %s", hs_engine_last_error());
+  } else {
+    pthread_mutex_lock(&e->mu);
+    srv_pin_info *in = &e->pins[e->n_pins].info;
+    *in = (srv_pin_info){.id = ++e->next_pin, .tokens = (uint32_t)j->n_prompt,
+                         .pinned = hs_prefix_len(p), .created = (long long)time(NULL)};
+    e->pins[e->n_pins++].p = p;
+    j->pin_id = in->id;
+    j->pinned = in->pinned;
+    pthread_mutex_unlock(&e->mu);
+    srv_job_finish(j, 0, NULL);
+  }
+}
+
+static void unpin(srv_engine *e, srv_job *j) {
+  pthread_mutex_lock(&e->mu);
+  size_t i = 0;
+  while (i < e->n_pins && e->pins[i].info.id != j->pin_id) i++;
+  hs_prefix *p = NULL;
+  if (i < e->n_pins) {
+    p = e->pins[i].p;
+    j->pinned = e->pins[i].info.pinned;
+    e->pins[i] = e->pins[--e->n_pins];
+  }
+  pthread_mutex_unlock(&e->mu);
+  if (!p) {
+    fail(j, 404, "%s", "no such pinned prefix");
+    return;
+  }
+  hs_prefix_unpin(p);
+  srv_job_finish(j, 0, NULL);
+}
+
+size_t srv_engine_pins(srv_engine *e, srv_pin_info *out, size_t cap) {
+  pthread_mutex_lock(&e->mu);
+  size_t n = e->n_pins < cap ? e->n_pins : cap;
+  for (size_t i = 0; i < n; i++) out[i] = e->pins[i].info;
+  pthread_mutex_unlock(&e->mu);
+  return n;
+}
+
 static void start(srv_engine *e, srv_job *j) {
   if (atomic_load(&j->cancel)) {
     srv_job_finish(j, 499, "the client went away");
@@ -264,6 +327,10 @@ static void start(srv_engine *e, srv_job *j) {
     srv_job_finish(j, 0, NULL);
   } else if (j->kind == SRV_EMBED) {
     run_embeddings(e, j);
+  } else if (j->kind == SRV_PIN) {
+    pin(e, j);
+  } else if (j->kind == SRV_UNPIN) {
+    unpin(e, j);
   } else {
     start_generation(e, j);
   }
@@ -387,6 +454,8 @@ void srv_engine_stop(srv_engine *e) {
     srv_job_release(late);
     late = next;
   }
+  for (size_t i = 0; i < e->n_pins; i++) hs_prefix_unpin(e->pins[i].p); /* before the model goes */
+  e->n_pins = 0;
 }
 
 void srv_engine_free(srv_engine *e) {

@@ -22,6 +22,18 @@ int srv_engine_start(hs_model *m, hs_sched *s, const hs_tokenizer *t, srv_engine
  * done, failed, cancelled, or the server stopping. */
 void srv_engine_submit(srv_engine *e, srv_job *j);
 
+/* A pinned prefix (POST /v1/prefixes): its id, the tokens given, the tokens pinned (whole
+ * blocks), when. */
+typedef struct srv_pin_info {
+  uint64_t id;
+  uint32_t tokens, pinned;
+  long long created;
+} srv_pin_info;
+#define SRV_MAX_PINS 64
+
+/* Copies the pinned prefixes' descriptions (at most cap) into out; returns how many. */
+size_t srv_engine_pins(srv_engine *e, srv_pin_info *out, size_t cap);
+
 /* Wakes the engine to cancel what j runs (set j->cancel first). */
 void srv_engine_cancel(srv_engine *e, srv_job *j);
 

@@ -333,6 +333,103 @@ static enum MHD_Result post(hs_serve *sv, struct MHD_Connection *c, hs_oai_kind 
   return ok;
 }
 
+/* ---- pinned prefixes (an extension) -------------------------------------------------------- */
+
+static char *prefix_json(uint64_t id, uint32_t tokens, uint32_t pinned, long long created) {
+  char buf[256];
+  snprintf(buf, sizeof buf,
+           "{\"id\":\"pfx-%llu\",\"object\":\"prefix\",\"tokens\":%u,\"pinned_tokens\":%u,"
+           "\"created\":%lld}",
+           (unsigned long long)id, tokens, pinned, created);
+  return hs_strdup(buf);
+}
+
+static enum MHD_Result pin_prefix(hs_serve *sv, struct MHD_Connection *c, const conn_state *cs) {
+  srv_job *j = srv_job_new(SRV_PIN);
+  if (!j) return send_json(c, 500, NULL);
+  hs_oai_error err;
+  int rc = hs_oai_request_parse(HS_OAI_PREFIX, cs->body.p ? cs->body.p : "", cs->body.n,
+                                &sv->o.limits, &j->req, &err);
+  unsigned flags = HS_TOKENIZE_ADD_BOS | HS_TOKENIZE_PARSE_SPECIAL;
+  if (!rc && j->req.messages) {
+    char *text = NULL;
+    if (!sv->chat)
+      rc = hs_oai_error_set(&err, 400, "messages", NULL, "this model has no chat template");
+    else if (hs_chat_render(sv->chat, j->req.messages, j->req.n_messages, false, &text))
+      rc = hs_oai_error_set(&err, 400, "messages", NULL, "cannot render the chat: %s",
+                            hs_chat_last_error());
+    else
+      rc = tokenize(sv, text, flags, &j->prompt, &j->n_prompt, &err, "messages");
+    hs_free(text);
+  } else if (!rc && j->req.prompt) {
+    rc = tokenize(sv, j->req.prompt, flags, &j->prompt, &j->n_prompt, &err, "prompt");
+  } else if (!rc) {
+    rc = check_ids(sv, j->req.prompt_ids.ids, j->req.prompt_ids.n, &err, "prompt");
+    j->prompt = j->req.prompt_ids.ids;
+    j->n_prompt = j->req.prompt_ids.n;
+    j->req.prompt_ids.ids = NULL;
+  }
+  enum MHD_Result ok;
+  if (rc) {
+    ok = send_json(c, (unsigned)err.status, srv_json_error(&err));
+  } else {
+    srv_engine_submit(sv->engine, j);
+    srv_job_wait(j);
+    ok = j->status ? send_error(c, j->status, "prompt", NULL, "%s", j->error)
+                   : send_json(c, 200, prefix_json(j->pin_id, (uint32_t)j->n_prompt, j->pinned,
+                                                    (long long)time(NULL)));
+  }
+  srv_job_release(j);
+  return ok;
+}
+
+static enum MHD_Result prefixes(hs_serve *sv, struct MHD_Connection *c, const char *url,
+                                const char *method, const conn_state *cs) {
+  bool list = !strcmp(url, "/v1/prefixes");
+  if (list && !strcmp(method, "POST")) {
+    if (cs->too_big)
+      return send_error(c, 413, NULL, NULL, "the body is larger than %zu bytes",
+                        sv->o.max_body_bytes);
+    return pin_prefix(sv, c, cs);
+  }
+  if (list && !strcmp(method, "GET")) {
+    srv_pin_info pins[SRV_MAX_PINS];
+    size_t n = srv_engine_pins(sv->engine, pins, SRV_MAX_PINS);
+    hs_strbuf b = {0};
+    hs_strbuf_puts(&b, "{\"object\":\"list\",\"data\":[");
+    for (size_t i = 0; i < n; i++) {
+      char *one = prefix_json(pins[i].id, pins[i].tokens, pins[i].pinned, pins[i].created);
+      if (i) hs_strbuf_puts(&b, ",");
+      if (one) hs_strbuf_puts(&b, one);
+      else b.oom = true;
+      hs_free(one);
+    }
+    hs_strbuf_puts(&b, "]}");
+    return send_json(c, 200, hs_strbuf_take(&b));
+  }
+  unsigned long long id = 0;
+  char tail = 0;
+  if (!list && !strcmp(method, "DELETE") &&
+      sscanf(url, "/v1/prefixes/pfx-%llu%c", &id, &tail) == 1) {
+    srv_job *j = srv_job_new(SRV_UNPIN);
+    if (!j) return send_json(c, 500, NULL);
+    j->pin_id = id;
+    srv_engine_submit(sv->engine, j);
+    srv_job_wait(j);
+    char body[128];
+    snprintf(body, sizeof body, "{\"id\":\"pfx-%llu\",\"object\":\"prefix\",\"deleted\":true}", id);
+    enum MHD_Result ok = j->status ? send_error(c, j->status, "id", NULL, "%s: pfx-%llu",
+                                                j->error, id)
+                                   : send_json(c, 200, hs_strdup(body));
+    srv_job_release(j);
+    return ok;
+  }
+  if (!list && !strcmp(method, "DELETE"))
+    return send_error(c, 404, "id", NULL, "no such pinned prefix: %.100s", url + 13);
+  return send_error(c, 405, NULL, NULL, "%s takes %s", list ? "/v1/prefixes" : url,
+                    list ? "GET or POST" : "DELETE");
+}
+
 static void metric(hs_strbuf *b, const char *name, const char *type, const char *help,
                    const char *labels, double v) {
   char line[512];
@@ -419,6 +516,8 @@ static enum MHD_Result route(hs_serve *sv, struct MHD_Connection *c, const char 
                         sv->o.max_body_bytes);
     return post(sv, c, posts[i].kind, cs);
   }
+  if (!strcmp(url, "/v1/prefixes") || !strncmp(url, "/v1/prefixes/", 13))
+    return prefixes(sv, c, url, method, cs);
   if (!strcmp(url, "/v1/models") || !strncmp(url, "/v1/models/", 11) || !strcmp(url, "/metrics")) {
     if (!get) return send_error(c, 405, NULL, NULL, "%s takes GET", url);
     if (!strcmp(url, "/metrics")) return metrics(sv, c);

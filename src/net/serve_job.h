@@ -21,7 +21,7 @@
 #include "hswarm/tokenizer.h"
 #include "net/openai_request.h"
 
-typedef enum srv_job_kind { SRV_GENERATE, SRV_EMBED, SRV_METRICS } srv_job_kind;
+typedef enum srv_job_kind { SRV_GENERATE, SRV_EMBED, SRV_METRICS, SRV_PIN, SRV_UNPIN } srv_job_kind;
 
 /* One of a generation's n choices: one scheduler request. */
 typedef struct srv_choice {
@@ -71,6 +71,10 @@ typedef struct srv_job {
 
   /* metrics: filled by the engine */
   hs_sched_metrics metrics;
+
+  /* prefixes: pin the prompt (filled: pin_id, pinned) or unpin pin_id */
+  uint64_t pin_id;
+  uint32_t pinned;
 
   /* sync */
   pthread_mutex_t mu;

@@ -1,7 +1,7 @@
 # test_serve.sh: `hswarm serve` with curl, on the shipped models/expr.gguf (ChatML for chat):
 # every endpoint's answer in the OpenAI shapes; a streamed completion equals the same greedy
 # completion unstreamed (stop strings held back and cut the same way); n > 1 shares the
-# prompt's KV; log-probabilities (greedy tokens are the most likely); response_format under a JSON schema; embeddings equal `hswarm embed`'s; bad
+# prompt's KV; log-probabilities (greedy tokens are the most likely); pinned prefixes; response_format under a JSON schema; embeddings equal `hswarm embed`'s; bad
 # input answered with the right status and an OpenAI-style error naming the problem (bad JSON,
 # wrong types, unknown model, unknown fields, huge bodies, header floods, wrong API key); a
 # client that disconnects mid-stream has its sequence cancelled and the KV blocks come back; a
@@ -87,6 +87,22 @@ grep '^data: {' chat.txt | head -n 1 | sed 's/^data: //' | jq -e '.object == "ch
 call POST /v1/chat/completions '{"messages":[{"role":"user","content":"x"}],"max_tokens":40,"response_format":{"type":"json_schema","json_schema":{"name":"pick","schema":{"type":"object","properties":{"a":{"enum":["yes","no"]}},"required":["a"]}}}}'
 expect_code 200
 jq -r '.choices[0].message.content' body.txt | jq -e '.a == "yes" or .a == "no"' >/dev/null || { cat body.txt; fail "the answer is not JSON of the schema"; }
+
+# 4b. pinned prefixes (an extension): pin a system prompt, list, use (its blocks reused), unpin
+SYS="You are a careful assistant who writes f(x) from examples of its values at small integers."
+call POST /v1/prefixes "{\"messages\":[{\"role\":\"system\",\"content\":\"$SYS\"}]}"; expect_code 200
+jq -e '.object == "prefix" and .id == "pfx-1" and .pinned_tokens >= 32 and .pinned_tokens % 32 == 0 and .pinned_tokens <= .tokens' body.txt >/dev/null || { cat body.txt; fail "pin"; }
+pinned=$(jq .pinned_tokens body.txt)
+call GET /v1/prefixes; expect_code 200; jq -e '.data | length == 1 and .[0].id == "pfx-1"' body.txt >/dev/null || fail "list of prefixes"
+curl -s "$URL/metrics" | grep -q "^hswarm_kv_blocks{state=\"pinned\"} $((pinned / 32))$" || fail "the pinned blocks are not in /metrics"
+call POST /v1/chat/completions "{\"messages\":[{\"role\":\"system\",\"content\":\"$SYS\"},{\"role\":\"user\",\"content\":\"f(0)=1\"}],\"max_tokens\":3}"
+expect_code 200; jq -e --argjson p "$pinned" '.usage.prompt_tokens_details.cached_tokens >= $p' body.txt >/dev/null || { cat body.txt; fail "the pinned prefix was not reused"; }
+call POST /v1/prefixes '{"prompt":"ab"}'; expect_code 400; error_says prompt "at least 32 tokens"
+call POST /v1/prefixes '{"prompt":"ab","messages":[{"role":"user","content":"x"}]}'; expect_code 400; error_says messages "not both"
+call DELETE /v1/prefixes/pfx-1; expect_code 200; jq -e '.deleted == true' body.txt >/dev/null || fail "unpin"
+call DELETE /v1/prefixes/pfx-1; expect_code 404; error_says id "no such pinned prefix"
+call GET /v1/prefixes; jq -e '.data == []' body.txt >/dev/null || fail "a prefix is still listed"
+curl -s "$URL/metrics" | grep -q '^hswarm_kv_blocks{state="pinned"} 0$' || fail "blocks still pinned after unpinning"
 
 # 5. embeddings: as `hswarm embed` computes them, floats or base64
 call POST /v1/embeddings '{"input":["f(0)=3","x"]}'; expect_code 200

@@ -114,6 +114,19 @@ static void test_completions(void **state) {
   hs_oai_request_free(&q);
 }
 
+static void test_prefix(void **state) {
+  (void)state;
+  hs_oai_request q;
+  hs_oai_error e;
+  assert_int_equal(parse(HS_OAI_PREFIX, "{\"messages\":[{\"role\":\"system\",\"content\":\"s\"}]}",
+                         &q, &e), 0);
+  assert_int_equal(q.n_messages, 1);
+  hs_oai_request_free(&q);
+  assert_int_equal(parse(HS_OAI_PREFIX, "{\"prompt\":[1,2,3]}", &q, &e), 0);
+  assert_int_equal(q.prompt_ids.n, 3);
+  hs_oai_request_free(&q);
+}
+
 static void test_embeddings(void **state) {
   (void)state;
   hs_oai_request q;
@@ -210,6 +223,10 @@ static void test_refusals(void **state) {
       {HS_OAI_EMBEDDING, "{\"input\":\"a\",\"dimensions\":8}", "dimensions",
        "unrecognized request argument"},
       {HS_OAI_EMBEDDING, "{\"input\":[]}", "input", "must be a string, an array"},
+      {HS_OAI_PREFIX, "{}", "prompt", "(or 'messages')"},
+      {HS_OAI_PREFIX, "{\"prompt\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"b\"}]}",
+       "messages", "not both"},
+      {HS_OAI_PREFIX, "{\"prompt\":\"a\",\"max_tokens\":3}", "max_tokens", "unrecognized"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     hs_oai_request q;
@@ -264,6 +281,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_defaults, reset_live_blocks, fail_on_leaked_blocks),
       cmocka_unit_test_setup_teardown(test_completions, reset_live_blocks, fail_on_leaked_blocks),
       cmocka_unit_test_setup_teardown(test_embeddings, reset_live_blocks, fail_on_leaked_blocks),
+      cmocka_unit_test_setup_teardown(test_prefix, reset_live_blocks, fail_on_leaked_blocks),
       cmocka_unit_test_setup_teardown(test_refusals, reset_live_blocks, fail_on_leaked_blocks),
       cmocka_unit_test_setup_teardown(test_out_of_memory, reset_live_blocks,
                                       fail_on_leaked_blocks),
