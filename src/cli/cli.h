@@ -42,6 +42,7 @@ void cli_repo_close(void *kb);
 #endif
 int cmd_bench_engine(int argc, char **argv); /* argv[1] is "engine" */
 int cmd_bench_swarm(int argc, char **argv);  /* argv[1] is "swarm" */
+int cmd_bench_serve(int argc, char **argv);  /* argv[1] is "serve" (cmd_bench_serve.c) */
 
 /* Parses a non-negative integer with an optional K/M/G suffix (powers of 1024 for sizes when
  * binary is 1, of 1000 otherwise). Returns 0 or -1. */

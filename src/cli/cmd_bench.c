@@ -347,6 +347,7 @@ static int bench_arena(bench_ctx *b, uint64_t n, uint64_t size, int log_on) {
 
 static void bench_usage(FILE *f) {
   fputs("usage: hswarm bench swarm -m FILE [--agents N] [--prefix P] [--suffix S] [--gen G] ... [--json]\n"
+        "       hswarm bench serve -m FILE [--clients 64] [--requests 256] [--system-tokens 1024] [--gen 32] [--json]\n"
         "       hswarm bench engine -m FILE [--prompt N] [--gen N] [--repeat N] [--threads N] [--json]\n"
         "       hswarm bench copies DIR [--reps N] [--json]\n"
         "       hswarm bench runtime [--json] [--quick] [--repeat N] [--only NAME] [--budget N]\n"
@@ -359,6 +360,7 @@ static void bench_usage(FILE *f) {
 int cmd_bench(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "engine")) return cmd_bench_engine(argc, argv);
   if (argc >= 2 && !strcmp(argv[1], "swarm")) return cmd_bench_swarm(argc, argv);
+  if (argc >= 2 && !strcmp(argv[1], "serve")) return cmd_bench_serve(argc, argv);
   if (argc >= 2 && !strcmp(argv[1], "copies")) return cmd_bench_copies(argc, argv);
 #ifdef HS_WITH_CODE
   if (argc >= 2 && !strcmp(argv[1], "code")) return cmd_bench_code(argc, argv);

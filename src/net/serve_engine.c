@@ -5,9 +5,9 @@
  * embeddings and metrics run at once, between steps); cancel the choices of jobs whose client
  * went away; step the scheduler if anything runs, else sleep until a job or a cancellation
  * arrives. Tokens become text in the request's callback: UTF-8 is completed across tokens
- * (hs_detok_stream), stop strings are searched in the text, and a stream holds back the last
- * bytes that could still be the start of a stop string, so that a client never receives text
- * after which the generation stops. */
+ * (hs_detok_stream), stop strings are searched in the text, and a stream holds back the end of
+ * the text while it is the beginning of a stop string, so that a client never receives text
+ * that turns out to belong to a stop string. */
 #include "net/serve_engine.h"
 
 #include <pthread.h>
@@ -47,13 +47,29 @@ struct srv_engine {
 
 /* ---- text of a choice -------------------------------------------------------------------- */
 
-/* Streams what of c's text is safe to send: all of it when final, else all but the bytes that
- * could begin a stop string, never ending inside a UTF-8 character. */
+/* The bytes at the end of c's text that begin one of the stop strings (which later text could
+ * complete): the longest such partial match. */
+static size_t partial_stop(const srv_choice *c) {
+  const srv_job *j = c->job;
+  size_t held = 0;
+  for (size_t i = 0; i < j->n_stops; i++) {
+    size_t len = strlen(j->stops[i]);
+    for (size_t l = len - 1 < c->text.n ? len - 1 : c->text.n; l > held; l--)
+      if (!memcmp(c->text.p + c->text.n - l, j->stops[i], l)) {
+        held = l;
+        break;
+      }
+  }
+  return held;
+}
+
+/* Streams what of c's text is safe to send: all of it when final, else all but the end that
+ * could still become a stop string, never ending inside a UTF-8 character. */
 static void stream_text(srv_choice *c, bool final) {
   srv_job *j = c->job;
   if (!j->req.stream) return;
   size_t safe = c->text.n;
-  if (!final && j->max_stop_len > 1) safe = safe > j->max_stop_len - 1 ? safe - (j->max_stop_len - 1) : 0;
+  if (!final && c->text.p) safe -= partial_stop(c);
   while (safe > c->streamed && safe < c->text.n && ((unsigned char)c->text.p[safe] & 0xC0) == 0x80)
     safe--;
   if (safe <= c->streamed && c->started) return;
