@@ -27,6 +27,7 @@
 
 #include "cli/cli.h"
 #include "cli/model_opts.h"
+#include "cli/swarm_model.h"
 #include "core/strbuf.h"
 #include "hswarm/alloc.h"
 #include "hswarm/error.h"
@@ -324,9 +325,7 @@ int cmd_bench_serve(int argc, char **argv) {
     return EXIT_USAGE;
   }
   int status = EXIT_ERROR;
-  hs_model *m = NULL;
-  hs_tokenizer *tok = NULL;
-  hs_sched *s = NULL;
+  cli_swarm_model sm = {0};
   hs_chat_template *chat = NULL;
   hs_serve *sv = NULL;
   char *system = NULL;
@@ -337,25 +336,12 @@ int cmd_bench_serve(int argc, char **argv) {
   pthread_t *threads = NULL;
   signal(SIGPIPE, SIG_IGN);
 
-  hs_model_params p;
-  uint64_t block_bytes;
-  if (cli_model_kv_block(o.model, &p, &block_bytes) != 0) goto done;
-  uint32_t n_ctx = p.n_ctx_train < 4096 ? p.n_ctx_train : 4096;
-  uint64_t blocks = o.clients * ((n_ctx + HS_KV_BLOCK_TOKENS - 1) / HS_KV_BLOCK_TOKENS);
-  hs_model_opts mo = {.n_threads = (unsigned)o.threads, .kv_bytes = (blocks + 64) * block_bytes};
-  if (hs_model_open(o.model, &mo, &m) != 0) {
-    cli_fail("bench serve: %s: %s", o.model, hs_engine_last_error());
-    goto done;
-  }
-  if (hs_tokenizer_load(hs_model_get_gguf(m), &tok) != 0) {
-    cli_fail("bench serve: tokenizer: %s", hs_tokenizer_last_error());
-    goto done;
-  }
-  hs_sched_opts so = {.tokenizer = tok, .max_running = (uint32_t)o.clients, .n_ctx = n_ctx};
-  if (hs_sched_create(m, &so, &s) != 0) {
-    cli_fail("bench serve: scheduler: %s", hs_sched_last_error());
-    goto done;
-  }
+  cli_swarm_model_opts mo = {.threads = (unsigned)o.threads, .max_running = (uint32_t)o.clients};
+  if (cli_swarm_model_open(o.model, &mo, NULL, &sm) != 0) goto done;
+  hs_model *m = sm.m;
+  hs_tokenizer *tok = sm.tok;
+  hs_sched *s = sm.s;
+  uint32_t n_ctx = sm.n_ctx;
   if (cli_load_chat_template(hs_model_get_gguf(m), o.chat ? o.chat : "chatml", &chat) != 0)
     goto done;
   if (!(system = system_text(tok, o.system_tokens))) goto oom;
@@ -470,8 +456,6 @@ done:
   hs_free(threads);
   hs_free(system);
   hs_chat_template_destroy(chat);
-  hs_sched_destroy(s);
-  hs_tokenizer_destroy(tok);
-  hs_model_close(m);
+  cli_swarm_model_close(&sm);
   return status;
 }

@@ -11,8 +11,8 @@
 
 #include "cli/cli.h"
 #include "cli/model_opts.h"
+#include "cli/swarm_model.h"
 #include "hswarm/alloc.h"
-#include "hswarm/kvcache.h"
 #include "net/serve.h"
 
 #define USAGE                                                                                  \
@@ -130,34 +130,15 @@ int cmd_serve(int argc, char **argv) {
   }
   int status = EXIT_ERROR;
   char *key = NULL;
-  hs_model *m = NULL;
-  hs_tokenizer *tok = NULL;
-  hs_sched *s = NULL;
+  cli_swarm_model sm = {0};
   hs_chat_template *chat = NULL;
   hs_serve *sv = NULL;
   if (o.key_file && !(key = read_key(o.key_file))) goto done;
-  hs_model_params p;
-  uint64_t block_bytes;
-  if (cli_model_kv_block(o.model, &p, &block_bytes) != 0) goto done;
-  uint32_t n_ctx = o.ctx ? (uint32_t)o.ctx : p.n_ctx_train;
-  if (n_ctx > 4096 && !o.ctx) n_ctx = 4096;
-  uint64_t blocks = o.max_running * ((n_ctx + HS_KV_BLOCK_TOKENS - 1) / HS_KV_BLOCK_TOKENS);
-  hs_model_opts mo = {.n_threads = (unsigned)o.threads,
-                      .kv_bytes = o.kv_budget ? o.kv_budget : (blocks + 64) * block_bytes};
-  if (hs_model_open(o.model, &mo, &m) != 0) {
-    cli_fail("serve: %s: %s", o.model, hs_engine_last_error());
-    goto done;
-  }
-  if (hs_tokenizer_load(hs_model_get_gguf(m), &tok) != 0) {
-    cli_fail("serve: %s: tokenizer: %s", o.model, hs_tokenizer_last_error());
-    goto done;
-  }
-  hs_sched_opts so = {.tokenizer = tok, .max_running = (uint32_t)o.max_running, .n_ctx = n_ctx};
-  if (hs_sched_create(m, &so, &s) != 0) {
-    cli_fail("serve: scheduler: %s", hs_sched_last_error());
-    goto done;
-  }
-  if (cli_load_chat_template(hs_model_get_gguf(m), o.chat, &chat) != 0) {
+  cli_swarm_model_opts mo = {.threads = (unsigned)o.threads, .kv_bytes = o.kv_budget,
+                             .max_running = (uint32_t)o.max_running, .n_ctx = (uint32_t)o.ctx};
+  if (cli_swarm_model_open(o.model, &mo, NULL, &sm) != 0) goto done;
+  uint32_t n_ctx = sm.n_ctx;
+  if (cli_load_chat_template(hs_model_get_gguf(sm.m), o.chat, &chat) != 0) {
     if (o.chat) goto done; /* asked for and not loadable: cli_fail said why */
     fprintf(stderr, "hswarm serve: no chat template for this model: /v1/chat/completions is "
                     "refused (give --chat-template)\n");
@@ -176,7 +157,7 @@ int cmd_serve(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &stop, NULL);
   signal(SIGPIPE, SIG_IGN);
   char msg[256];
-  if (hs_serve_start(m, s, tok, chat, &so2, &sv, msg, sizeof msg) != 0) {
+  if (hs_serve_start(sm.m, sm.s, sm.tok, chat, &so2, &sv, msg, sizeof msg) != 0) {
     cli_fail("serve: %s", msg);
     goto done;
   }
@@ -193,9 +174,7 @@ int cmd_serve(int argc, char **argv) {
 done:
   hs_serve_stop(sv);
   hs_chat_template_destroy(chat);
-  hs_sched_destroy(s);
-  hs_tokenizer_destroy(tok);
-  hs_model_close(m);
+  cli_swarm_model_close(&sm);
   hs_free(key);
   return status;
 }

@@ -14,7 +14,8 @@ int cli_swarm_model_open(const char *path, const cli_swarm_model_opts *o, hs_run
   uint64_t block_bytes;
   if (cli_model_kv_block(path, &p, &block_bytes) != 0) return -1;
   uint32_t n_ctx = o->n_ctx ? o->n_ctx : p.n_ctx_train;
-  if (n_ctx > 4096) n_ctx = 4096;
+  if (n_ctx > 4096 && !o->n_ctx) n_ctx = 4096;
+  out->n_ctx = n_ctx;
   const uint32_t running = o->max_running ? o->max_running : 256;
   uint64_t blocks = (uint64_t)running * ((n_ctx + HS_KV_BLOCK_TOKENS - 1) / HS_KV_BLOCK_TOKENS);
   hs_model_opts mo = {.n_threads = o->threads,
@@ -35,7 +36,7 @@ int cli_swarm_model_open(const char *path, const cli_swarm_model_opts *o, hs_run
     cli_swarm_model_close(out);
     return -1;
   }
-  if (hs_llm_attach(rt, out->s, out->tok, NULL, &out->l) != 0) {
+  if (rt && hs_llm_attach(rt, out->s, out->tok, NULL, &out->l) != 0) {
     cli_fail("cannot attach the model to the run: %s", hs_runtime_last_error(rt));
     cli_swarm_model_close(out);
     return -1;

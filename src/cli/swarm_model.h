@@ -1,6 +1,7 @@
-/* swarm_model.h: a model served to a run's agents (swarm_model.c): the model, its tokenizer, a
- * batch scheduler and the "llm" operations of hswarm/llm.h, opened together and closed together.
- * Used by `hswarm run -m` and `hswarm demo`. */
+/* swarm_model.h: a model served to many requests (swarm_model.c): the model, its tokenizer, a
+ * batch scheduler and, for a run's agents, the "llm" operations of hswarm/llm.h, opened together
+ * and closed together. Used by `hswarm run -m`, `hswarm demo`, `hswarm code`, `hswarm serve`
+ * and `hswarm bench serve`. */
 #ifndef HS_CLI_SWARM_MODEL_H
 #define HS_CLI_SWARM_MODEL_H
 
@@ -16,7 +17,8 @@ typedef struct cli_swarm_model {
   hs_model *m;
   hs_tokenizer *tok;
   hs_sched *s;
-  hs_llm *l;
+  hs_llm *l;      /* NULL when opened without a runtime */
+  uint32_t n_ctx; /* a request's context */
 } cli_swarm_model;
 
 typedef struct cli_swarm_model_opts {
@@ -27,9 +29,9 @@ typedef struct cli_swarm_model_opts {
   uint32_t n_ctx;         /* a request's context; 0: the model's, at most 4096 */
 } cli_swarm_model_opts;
 
-/* Opens path and attaches it to rt. 0, or -1 after cli_fail (nothing left open). Close it
- * (cli_swarm_model_close) before hs_runtime_destroy: requests still pending then complete as
- * cancelled, through the runtime. */
+/* Opens path and, when rt is not NULL, attaches it to rt. 0, or -1 after cli_fail (nothing left
+ * open). Close it (cli_swarm_model_close) before hs_runtime_destroy: requests still pending then
+ * complete as cancelled, through the runtime. */
 int cli_swarm_model_open(const char *path, const cli_swarm_model_opts *o, hs_runtime *rt,
                          cli_swarm_model *out);
 void cli_swarm_model_close(cli_swarm_model *sm);
