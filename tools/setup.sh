@@ -17,6 +17,7 @@ PACKAGES=(
   liblmdb-dev               # code intelligence: the knowledge base's symbols and graph
   libsqlite3-dev            # code intelligence: full-text search (FTS5)
   libmicrohttpd-dev   # hswarm serve: the HTTP server
+  libcurl4-openssl-dev   # --backend URL: remote OpenAI-compatible servers
   universal-ctags   # an independent extractor the C definitions are checked against (tests)
 )
 

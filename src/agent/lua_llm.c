@@ -193,7 +193,9 @@ static int push_result(lua_State *L, const char *data, size_t len) {
   lua_setfield(L, -2, "prompt");
   lua_pushinteger(L, json_integer_value(json_object_get(o, "prompt_reused")));
   lua_setfield(L, -2, "cached");
-  lua_pushinteger(L, (lua_Integer)json_array_size(toks));
+  json_t *ct = json_object_get(o, "completion_tokens"); /* a remote server gives no ids */
+  lua_pushinteger(L, json_is_integer(ct) ? (lua_Integer)json_integer_value(ct)
+                                         : (lua_Integer)json_array_size(toks));
   lua_setfield(L, -2, "completion");
   lua_setfield(L, -2, "usage");
   json_decref(o);

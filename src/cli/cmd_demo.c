@@ -17,6 +17,8 @@
 #define DEMO_USAGE                                                                              \
   "usage: hswarm demo [options]\n"                                                              \
   "  -m, --model FILE      a GGUF model (default: the shipped models/expr.gguf)\n"               \
+  "  --backend URL         or an OpenAI-compatible server's API (--api-key-file F,\n"             \
+  "                        --remote-model NAME); the engine's figures are then not shown\n"       \
   "  --tasks N             tasks, from the held-out split (default 1000; at most 2000)\n"       \
   "  --team-size K         agents per micro-swarm (default 10)\n"                               \
   "  --rounds R            rounds per team at most: retries after a failed round (default 30)\n" \
@@ -86,6 +88,7 @@ static void print_table(const demo_outcome *d, const demo_opts *o) {
 static int parse_opts(int argc, char **argv, demo_opts *o) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    int taken;
     uint64_t *num = !strcmp(a, "--tasks")       ? &o->tasks
                     : !strcmp(a, "--team-size") ? &o->team
                     : !strcmp(a, "--rounds")    ? &o->rounds
@@ -105,6 +108,8 @@ static int parse_opts(int argc, char **argv, demo_opts *o) {
       i++;
     } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) {
       o->model = argv[++i];
+    } else if ((taken = cli_backend_opt(argc, argv, &i, &o->backend)) != 0) {
+      if (taken < 0) return -1;
     } else if (!strcmp(a, "--log") && v) {
       o->log = argv[++i];
     } else if (!strcmp(a, "--trace") && v) {
@@ -196,7 +201,13 @@ int cmd_demo(int argc, char **argv) {
   char model_path[4096], script_path[4096];
   const char *dir;
   int status = EXIT_ERROR;
-  if (!o.model) {
+  if (o.model && o.backend.backend) {
+    cli_fail("demo: give -m FILE or --backend URL, not both");
+    goto fail;
+  }
+  if (o.backend.backend) {
+    o.model = o.backend.backend; /* named in the report; the engine's figures stay 0 */
+  } else if (!o.model) {
     if (!(dir = cli_data_dir("models/expr.gguf"))) {
       cli_fail("demo: the shipped model models/expr.gguf is not found; give one with -m FILE");
       goto fail;

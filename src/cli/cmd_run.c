@@ -28,6 +28,9 @@ static void run_usage(FILE *f) {
         "  --arena SIZE          shared arena byte limit (default 4G)\n"
         "  --quiet               do not print agents' log lines\n"
         "  -m, --model FILE      serve a GGUF model to the agents (ctx.llm, ctx.call(\"llm\"))\n"
+        "  --backend URL         or an OpenAI-compatible server's API (e.g. http://host:8080/v1)\n"
+        "  --api-key-file F      its bearer key (the file's first line)\n"
+        "  --remote-model NAME   the model to ask it for (default: \"default\")\n"
         "  --threads N           threads of the model (default: all cores)\n"
         "  --kv-mem SIZE         the model's KV cache (default: 256 full contexts)\n"
         "  --verify-jobs N       command verifiers run at once (default or 0: all cores)\n"
@@ -92,6 +95,7 @@ int cmd_run(int argc, char **argv) {
   const char *repo = NULL, *index_dir = NULL;
   void *kb = NULL;
   const char *model = NULL;
+  cli_swarm_model_opts backend = {0};
   if (!args) return EXIT_ERROR;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -140,6 +144,8 @@ int cmd_run(int argc, char **argv) {
     } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && val) {
       model = val;
       i++;
+    } else if ((v = (uint64_t)cli_backend_opt(argc, argv, &i, &backend)) != 0) {
+      if (v != 1) goto usage;
     } else if (!strcmp(a, "--threads")) {
       if (set_u64(a, val, 0, &threads)) goto usage;
       i++;
@@ -204,8 +210,17 @@ int cmd_run(int argc, char **argv) {
   (void)repo, (void)index_dir;
 #endif
   cli_swarm_model sm = {0};
-  cli_swarm_model_opts mo = {.threads = (unsigned)threads, .kv_bytes = kv_mem};
-  if (model && cli_swarm_model_open(model, &mo, rt, &sm) != 0) {
+  if (model && backend.backend) {
+    fprintf(stderr, "hswarm run: give -m FILE or --backend URL, not both\n");
+    hs_runtime_destroy(rt);
+    close_repo(kb);
+    free(args);
+    return EXIT_USAGE;
+  }
+  cli_swarm_model_opts mo = backend;
+  mo.threads = (unsigned)threads;
+  mo.kv_bytes = kv_mem;
+  if ((model || mo.backend) && cli_swarm_model_open(model, &mo, rt, &sm) != 0) {
     if (json) cli_json_error("run", cli_last_failure());
     hs_runtime_destroy(rt);
     close_repo(kb);

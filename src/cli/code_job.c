@@ -39,6 +39,8 @@ static const char USAGE[] =
     "  --items FILE          the work items as JSON instead of the coordinator's:\n"
     "                        [{\"name\": \"f\", \"why\": \"...\"}, {\"add\": \"g\", \"after\": \"f\"}]\n"
     "  -m, --model FILE      a GGUF model (default: the shipped models/coder.gguf)\n"
+    "  --backend URL         or an OpenAI-compatible server's API (http://host:port/v1)\n"
+    "  --api-key-file F      its bearer key; --remote-model NAME: the model to ask for\n"
     "  --templates DIR       prompt templates: system.txt, member.txt, coordinator.txt (one\n"
     "                        call listing the items) or coordinator_each.txt (one call per\n"
     "                        definition of the map: change it or not), and optionally\n"
@@ -65,6 +67,7 @@ static const char USAGE[] =
 
 typedef struct code_opts {
   const char *repo, *task, *verify, *verify_item, *items, *model, *templates, *out, *index, *log;
+  cli_swarm_model_opts backend; /* --backend URL, --api-key-file F, --remote-model NAME */
   uint64_t agents, team_size, rounds, max_tokens, map_budget, seed, threads, verify_jobs;
   double temperature, time_limit;
   int apply, full_copies, quiet, json;
@@ -113,8 +116,10 @@ static int parse(int argc, char **argv, code_opts *o) {
                        : !strcmp(a, "--index")                         ? &o->index
                        : !strcmp(a, "--log")                           ? &o->log
                                                                        : NULL;
-    int rc = 0;
-    if (str) {
+    int rc = 0, remote = str ? 0 : cli_backend_opt(argc, argv, &i, &o->backend);
+    if (remote < 0) return -1;
+    if (remote) {
+    } else if (str) {
       if (!v) {
         fprintf(stderr, "hswarm code: %s needs a value\n", a);
         return -1;
@@ -378,7 +383,11 @@ int cmd_code(int argc, char **argv) {
     cli_fail("code: --repo %s: %s", o.repo, hs_kb_last_error());
     goto done;
   }
-  if (!o.model) {
+  if (o.model && o.backend.backend) {
+    cli_fail("code: give -m FILE or --backend URL, not both");
+    goto done;
+  }
+  if (!o.model && !o.backend.backend) {
     if (!(dir = cli_data_dir("models/coder.gguf"))) {
       cli_fail("code: the shipped model models/coder.gguf is not found; give one with -m FILE");
       goto done;
@@ -417,7 +426,8 @@ int cmd_code(int argc, char **argv) {
   }
   if (!o.quiet && !o.json) fprintf(stderr, "indexing %s\n", root);
   if (!(kb = cli_repo_attach(root, o.index, rt))) goto done;
-  cli_swarm_model_opts mo = {.threads = (unsigned)o.threads};
+  cli_swarm_model_opts mo = o.backend;
+  mo.threads = (unsigned)o.threads;
   if (cli_swarm_model_open(o.model, &mo, rt, &sm) != 0) goto done;
   hs_kb_set_ops_tokenizer(kb, sm.tok);
   char *cfg_text = json_dumps(cfg, JSON_COMPACT);

@@ -3,6 +3,7 @@
 #ifndef HS_CLI_DEMO_H
 #define HS_CLI_DEMO_H
 
+#include "cli/swarm_model.h"
 #include <jansson.h>
 #include <stdint.h>
 
@@ -11,6 +12,7 @@
 
 typedef struct demo_opts {
   const char *model, *log, *trace, *report;
+  cli_swarm_model_opts backend; /* --backend URL, --api-key-file F, --remote-model NAME */
   uint64_t tasks, team, rounds, seed, threads;
   double temperature;
   hs_mode mode;

@@ -89,7 +89,7 @@ static int traced_engine_step(void *ud) {
 
 static void draw(demo_live *live, const cli_swarm_model *sm, int final) {
   double now = cli_seconds();
-  if (!live->tty || (!final && now - live->last_draw < 0.25)) return;
+  if (!sm->s || !live->tty || (!final && now - live->last_draw < 0.25)) return; /* remote: no figures */
   live->last_draw = now;
   hs_sched_metrics mt;
   hs_sched_get_metrics(sm->s, &mt);
@@ -111,6 +111,7 @@ static void draw(demo_live *live, const cli_swarm_model *sm, int final) {
 /* Samples the engine every quarter second for the report's charts (final: once more at the
  * end, so that a short run has a point too). */
 static void sample(demo_live *live, const cli_swarm_model *sm, demo_outcome *out, int final) {
+  if (!sm->s) return; /* a remote server: no engine figures */
   double now = cli_seconds();
   if (!final && now - live->last_sample < 0.25) return;
   if (now <= live->last_sample) return;
@@ -134,6 +135,7 @@ static void sample(demo_live *live, const cli_swarm_model *sm, demo_outcome *out
 }
 
 static void track_peak(demo_live *live, const cli_swarm_model *sm) {
+  if (!sm->s) return;
   hs_sched_metrics mt;
   hs_sched_get_metrics(sm->s, &mt);
   if (mt.kv_blocks_used > live->peak_kv_blocks) {
@@ -159,8 +161,10 @@ int demo_run(const demo_opts *o, const char *script_path, int show_live, demo_ou
     return EXIT_ERROR;
   }
   cli_swarm_model sm;
-  cli_swarm_model_opts mo = {.threads = (unsigned)o->threads, .max_running = 512,
-                             .token_budget = 2048};
+  cli_swarm_model_opts mo = o->backend;
+  mo.threads = (unsigned)o->threads;
+  mo.max_running = 512;
+  mo.token_budget = 2048;
   if (cli_swarm_model_open(o->model, &mo, rt, &sm) != 0) {
     hs_runtime_destroy(rt);
     return EXIT_ERROR;
@@ -168,8 +172,8 @@ int demo_run(const demo_opts *o, const char *script_path, int show_live, demo_ou
   demo_live live = {.tasks = o->tasks, .start = cli_seconds(),
                     .tty = show_live && cli_stderr_is_tty()};
   live.last_sample = live.start;
-  hs_kv_stats kst;
-  hs_kv_get_stats(sm.m, &kst);
+  hs_kv_stats kst = {0};
+  if (sm.m) hs_kv_get_stats(sm.m, &kst);
   out->block_bytes = kst.block_bytes;
   char a_tasks[32], a_team[32], a_rounds[32], a_temp[32];
   snprintf(a_tasks, sizeof a_tasks, "tasks=%llu", (unsigned long long)o->tasks);
@@ -180,7 +184,7 @@ int demo_run(const demo_opts *o, const char *script_path, int show_live, demo_ou
   static demo_trace tr;
   cli_trace_init(&tr.t);
   tr.s = sm.s;
-  if (o->trace) {
+  if (o->trace && sm.s) {
     cli_trace_track_name(&tr.t, 0, "engine");
     hs_runtime_set_engine(rt, traced_engine_step, &tr);
   }
@@ -217,7 +221,7 @@ int demo_run(const demo_opts *o, const char *script_path, int show_live, demo_ou
       fprintf(stderr, "hswarm demo: ... and %llu more agents failed\n",
               (unsigned long long)(out->rs.failed - k));
   }
-  hs_sched_get_metrics(sm.s, &out->mt);
+  if (sm.s) hs_sched_get_metrics(sm.s, &out->mt);
   out->wall = wall;
   out->peak_kv_blocks = live.peak_kv_blocks;
   out->peak_running = live.peak_running;

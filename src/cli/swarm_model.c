@@ -5,11 +5,68 @@
 
 #include "cli/cli.h"
 #include "cli/model_opts.h"
+#include "agent/llm_remote.h"
+#include "hswarm/alloc.h"
+#include "hswarm/error.h"
 #include "hswarm/kvcache.h"
+#include <stdio.h>
+
+int cli_backend_opt(int argc, char **argv, int *i, cli_swarm_model_opts *o) {
+  const char *a = argv[*i];
+  const char **dst = !strcmp(a, "--backend")        ? &o->backend
+                     : !strcmp(a, "--api-key-file") ? &o->api_key_file
+                     : !strcmp(a, "--remote-model") ? &o->remote_model
+                                                    : NULL;
+  if (!dst) return 0;
+  if (*i + 1 >= argc) {
+    fprintf(stderr, "hswarm: %s needs a value\n", a);
+    return -1;
+  }
+  *dst = argv[++*i];
+  return 1;
+}
+
+/* The remote server as the run's model operations. 0, or -1 after cli_fail. */
+static int open_remote(const cli_swarm_model_opts *o, hs_runtime *rt) {
+  char *key = NULL;
+  if (o->api_key_file) {
+    size_t n;
+    if (!(key = cli_read_file(o->api_key_file, &n))) return -1;
+    key[strcspn(key, "\r\n")] = 0;
+  }
+  hs_remote_opts ro = {.url = o->backend, .api_key = key && key[0] ? key : NULL};
+  hs_remote *r = NULL;
+  int rc = hs_remote_create(&ro, &r);
+  hs_free(key);
+  if (rc) {
+    cli_fail("--backend %s: cannot start the remote executor (%s)", o->backend, hs_strerror(rc));
+    return -1;
+  }
+  char model[256];
+  if (!o->remote_model && hs_remote_first_model(r, model, sizeof model) != 0) {
+    cli_fail("--backend %s: %s (give --remote-model NAME)", o->backend, model);
+    hs_remote_destroy(r);
+    return -1;
+  }
+  rc = hs_llm_attach_remote(rt, r, o->remote_model ? o->remote_model : model, NULL);
+  if (rc == HS_ENOMEM || rc == HS_ELIMIT) hs_remote_destroy(r);
+  if (rc) {
+    cli_fail("--backend %s: %s", o->backend, hs_runtime_last_error(rt));
+    return -1;
+  }
+  return 0;
+}
 
 int cli_swarm_model_open(const char *path, const cli_swarm_model_opts *o, hs_runtime *rt,
                          cli_swarm_model *out) {
   memset(out, 0, sizeof *out);
+  if (o->backend) {
+    if (!rt) {
+      cli_fail("--backend needs a run");
+      return -1;
+    }
+    return open_remote(o, rt);
+  }
   hs_model_params p;
   uint64_t block_bytes;
   if (cli_model_kv_block(path, &p, &block_bytes) != 0) return -1;

@@ -27,9 +27,18 @@ typedef struct cli_swarm_model_opts {
   uint32_t max_running;   /* 0: 256 */
   uint32_t token_budget;  /* 0: the scheduler's default */
   uint32_t n_ctx;         /* a request's context; 0: the model's, at most 4096 */
+  /* a remote OpenAI-compatible server instead of a model file (with a runtime only) */
+  const char *backend;      /* --backend URL */
+  const char *api_key_file; /* --api-key-file F: its first line is the bearer key */
+  const char *remote_model; /* --remote-model NAME */
 } cli_swarm_model_opts;
 
-/* Opens path and, when rt is not NULL, attaches it to rt. 0, or -1 after cli_fail (nothing left
+/* Takes --backend URL, --api-key-file F and --remote-model NAME at argv[*i] (advancing *i):
+ * 1 taken, 0 not one of them, -1 after a message (no value). */
+int cli_backend_opt(int argc, char **argv, int *i, cli_swarm_model_opts *o);
+
+/* Opens path and, when rt is not NULL, attaches it to rt; or, with o->backend (and rt), attaches
+ * the remote server as the run's model operations (agent/llm_remote.h: then sm holds nothing). 0, or -1 after cli_fail (nothing left
  * open). Close it (cli_swarm_model_close) before hs_runtime_destroy: requests still pending then
  * complete as cancelled, through the runtime. */
 int cli_swarm_model_open(const char *path, const cli_swarm_model_opts *o, hs_runtime *rt,

@@ -370,6 +370,12 @@ static int k_response_format(parse *p, const char *k, const json_t *v) {
   return p->q->json_schema ? 0 : NOMEM();
 }
 
+static int k_grammar(parse *p, const char *k, const json_t *v) {
+  int rc = dup_string(p, k, v, &p->q->grammar);
+  if (!rc && !p->q->grammar[0]) rc = BAD(k, "'grammar' must not be empty");
+  return rc;
+}
+
 static int k_priority(parse *p, const char *k, const json_t *v) {
   if (!json_is_string(v) || hs_priority_parse(json_string_value(v), &p->q->priority) != 0)
     return BAD(k, "'priority' must be \"urgent\", \"normal\" or \"background\"");
@@ -437,6 +443,7 @@ static const struct {
     {"top_logprobs", H, k_top_logprobs},
     {"echo", C, k_echo},
     {"response_format", C | H, k_response_format},
+    {"grammar", C | H, k_grammar},
     {"priority", C | H | E, k_priority},
     {"team", C | H | E, k_team},
     {"encoding_format", E, k_encoding},
@@ -465,6 +472,8 @@ static int finish(parse *p) {
     q->logprobs = true;
     q->top_logprobs = (uint32_t)p->logprobs_int;
   }
+  if (q->grammar && q->json_schema)
+    return BAD("grammar", "give 'grammar' or a JSON 'response_format', not both");
   if (p->top_logprobs_given && !q->logprobs && q->top_logprobs > 0)
     return BAD("top_logprobs", "'top_logprobs' needs 'logprobs': true");
   if (q->kind == HS_OAI_COMPLETION && q->max_tokens == 0 && !q->echo)
@@ -548,6 +557,7 @@ void hs_oai_request_free(hs_oai_request *q) {
   for (size_t i = 0; i < q->n_stops; i++) hs_free(q->stops[i]);
   hs_free(q->stops);
   hs_free(q->json_schema);
+  hs_free(q->grammar);
   hs_oai_kind kind = q->kind;
   memset(q, 0, sizeof *q);
   q->kind = kind;

@@ -9,7 +9,8 @@
  * ignored; features this server does not have (tools, functions, images, audio, a non-empty
  * logit_bias) and any other field are refused by name, so that a client never silently gets
  * something other than what it asked for. Extensions: "priority" ("urgent", "normal",
- * "background") and "team" (an integer), which reach the scheduler.
+ * "background") and "team" (an integer), which reach the scheduler, and "grammar" (GBNF text,
+ * the field llama.cpp's server takes), which constrains the output.
  *
  * Ownership: every pointer in an hs_oai_request is owned by it and freed by
  * hs_oai_request_free (which also accepts a request whose parse failed). */
@@ -77,6 +78,8 @@ typedef struct hs_oai_request {
   bool echo;             /* completions: echo the prompt before the completion */
   char *json_schema;     /* response_format json_schema's schema or, for json_object, any
                             object; JSON text, NULL when the output is free */
+  char *grammar;         /* "grammar" (an extension, as llama.cpp's server): GBNF text, or NULL;
+                            not both with a JSON response_format */
 
   /* extensions */
   hs_priority priority;

@@ -196,6 +196,9 @@ static int prepare_generation(hs_serve *sv, srv_job *j, hs_oai_error *err) {
       hs_grammar_from_json_schema(q->json_schema, strlen(q->json_schema), &j->grammar))
     return hs_oai_error_set(err, 400, "response_format", NULL, "the JSON schema: %s",
                             hs_grammar_last_error());
+  if (q->grammar && hs_grammar_parse(q->grammar, strlen(q->grammar), NULL, &j->grammar))
+    return hs_oai_error_set(err, 400, "grammar", NULL, "the grammar: %s",
+                            hs_grammar_last_error());
   /* stop strings: the request's, and the chat template's */
   size_t extra = q->kind == HS_OAI_CHAT ? hs_chat_template_n_stops(sv->chat) : 0;
   if (q->n_stops + extra) {

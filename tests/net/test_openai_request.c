@@ -224,6 +224,8 @@ static void test_refusals(void **state) {
        "unrecognized request argument"},
       {HS_OAI_EMBEDDING, "{\"input\":[]}", "input", "must be a string, an array"},
       {HS_OAI_PREFIX, "{}", "prompt", "(or 'messages')"},
+      {HS_OAI_COMPLETION, "{\"prompt\":\"x\",\"grammar\":\"\"}", "grammar", "must not be empty"},
+      {HS_OAI_COMPLETION, "{\"prompt\":\"x\",\"grammar\":\"root ::= \\\"a\\\"\",\"response_format\":{\"type\":\"json_object\"}}", "grammar", "not both"},
       {HS_OAI_PREFIX, "{\"prompt\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"b\"}]}",
        "messages", "not both"},
       {HS_OAI_PREFIX, "{\"prompt\":\"a\",\"max_tokens\":3}", "max_tokens", "unrecognized"},
