@@ -13,6 +13,16 @@
 
 int cli_backend_opt(int argc, char **argv, int *i, cli_swarm_model_opts *o) {
   const char *a = argv[*i];
+  if (!strcmp(a, "--backend-concurrency")) {
+    uint64_t n;
+    if (*i + 1 >= argc || cli_parse_u64(argv[*i + 1], 0, &n) != 0 || n == 0 || n > 1024) {
+      fprintf(stderr, "hswarm: --backend-concurrency needs a number from 1 to 1024\n");
+      return -1;
+    }
+    o->backend_concurrency = (uint32_t)n;
+    ++*i;
+    return 1;
+  }
   const char **dst = !strcmp(a, "--backend")        ? &o->backend
                      : !strcmp(a, "--api-key-file") ? &o->api_key_file
                      : !strcmp(a, "--remote-model") ? &o->remote_model
@@ -34,7 +44,8 @@ static int open_remote(const cli_swarm_model_opts *o, hs_runtime *rt) {
     if (!(key = cli_read_file(o->api_key_file, &n))) return -1;
     key[strcspn(key, "\r\n")] = 0;
   }
-  hs_remote_opts ro = {.url = o->backend, .api_key = key && key[0] ? key : NULL};
+  hs_remote_opts ro = {.url = o->backend, .api_key = key && key[0] ? key : NULL,
+                       .max_in_flight = o->backend_concurrency};
   hs_remote *r = NULL;
   int rc = hs_remote_create(&ro, &r);
   hs_free(key);

@@ -31,10 +31,11 @@ typedef struct cli_swarm_model_opts {
   const char *backend;      /* --backend URL */
   const char *api_key_file; /* --api-key-file F: its first line is the bearer key */
   const char *remote_model; /* --remote-model NAME */
+  uint32_t backend_concurrency; /* --backend-concurrency N: requests in flight (0: 16) */
 } cli_swarm_model_opts;
 
-/* Takes --backend URL, --api-key-file F and --remote-model NAME at argv[*i] (advancing *i):
- * 1 taken, 0 not one of them, -1 after a message (no value). */
+/* Takes --backend URL, --api-key-file F, --remote-model NAME and --backend-concurrency N at
+ * argv[*i] (advancing *i): 1 taken, 0 not one of them, -1 after a message (no or bad value). */
 int cli_backend_opt(int argc, char **argv, int *i, cli_swarm_model_opts *o);
 
 /* Opens path and, when rt is not NULL, attaches it to rt; or, with o->backend (and rt), attaches
