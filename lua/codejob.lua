@@ -286,10 +286,10 @@ function job.map_definitions(ctx, map_text)
   return out
 end
 
--- The names of those definitions (each once): the coordinator's vocabulary.
-function job.map_names(ctx, map_text)
+-- The names of definitions (job.map_definitions'), each once: the coordinator's vocabulary.
+function job.names_of(defs)
   local names, seen = {}, {}
-  for _, d in ipairs(job.map_definitions(ctx, map_text)) do
+  for _, d in ipairs(defs) do
     if not seen[d.name] then
       seen[d.name] = true
       names[#names + 1] = d.name
@@ -587,7 +587,7 @@ function main(ctx, args)
 
   local map = assert(code.map(ctx, cfg.task, cfg.map_budget))
   local defs = job.map_definitions(ctx, map.text)
-  local names = job.map_names(ctx, map.text)
+  local names = job.names_of(defs)
   report.map = {tokens = map.tokens, definitions = map.definitions, files = map.files}
   local vars = {task = cfg.task, map = map.text, names = table.concat(names, " ")}
   local prefix = ctx.llm.pin(job.render(T.system, vars, "system"))

@@ -28,7 +28,6 @@ typedef struct hs_llm_remote {
   hs_runtime *rt;
   hs_remote *r;
   char *model;
-  pthread_mutex_t mu; /* pins: read by start (loop thread) only, but freed at the end */
   rpin *pins;
   size_t npins, cappins;
   uint64_t next_pin;
@@ -289,7 +288,6 @@ static void free_ops(hs_llm_remote *l) {
   for (size_t i = 0; i < l->npins; i++) hs_free(l->pins[i].text);
   hs_free(l->pins);
   hs_free(l->model);
-  pthread_mutex_destroy(&l->mu);
   hs_free(l);
 }
 
@@ -306,7 +304,6 @@ int hs_llm_attach_remote(hs_runtime *rt, hs_remote *r, const char *model, const 
     hs_free(l);
     return HS_ENOMEM;
   }
-  pthread_mutex_init(&l->mu, NULL);
   if (!kind) kind = "llm";
   char pin_kind[64], unpin_kind[64];
   snprintf(pin_kind, sizeof pin_kind, "%s.pin", kind);

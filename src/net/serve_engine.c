@@ -398,7 +398,7 @@ static void *engine_main(void *arg) {
       }
       fifo = next;
     }
-    tidy(e, stopping);
+    tidy(e, stopping); /* cancellations, and the jobs the last step finished */
     if (stopping) break;
     int rc = e->active ? hs_sched_step(e->s) : 0;
     if (rc < 0) { /* the engine failed: the requests of the step finished with the error */
@@ -406,7 +406,6 @@ static void *engine_main(void *arg) {
       tidy(e, true);
     }
     busy = rc > 0 || e->active != NULL;
-    tidy(e, false);
   }
   return NULL;
 }

@@ -444,6 +444,16 @@ static void metric(hs_strbuf *b, const char *name, const char *type, const char 
   hs_strbuf_puts(b, line);
 }
 
+/* A family of samples of one metric, one per label value (help and type given once). */
+static void labelled(hs_strbuf *b, const char *name, const char *type, const char *help,
+                     const char *label, const char *const *values, const double *v, size_t n) {
+  char l[96];
+  for (size_t i = 0; i < n; i++) {
+    snprintf(l, sizeof l, "{%s=\"%s\"}", label, values[i]);
+    metric(b, name, type, i ? NULL : help, l, v[i]);
+  }
+}
+
 static enum MHD_Result metrics(hs_serve *sv, struct MHD_Connection *c) {
   srv_job *j = srv_job_new(SRV_METRICS);
   if (!j) return send_json(c, 500, NULL);
@@ -455,33 +465,26 @@ static enum MHD_Result metrics(hs_serve *sv, struct MHD_Connection *c) {
   char l[96];
   metric(&b, "hswarm_requests_running", "gauge", "Requests running in the scheduler.", NULL,
          m->running);
-  for (int p = 0; p < HS_PRIORITY_COUNT; p++) {
-    snprintf(l, sizeof l, "{priority=\"%s\"}", prio[p]);
-    metric(&b, "hswarm_requests_queued", "gauge", p ? NULL : "Requests waiting, per priority.", l,
-           m->queued[p]);
-  }
-  const struct { const char *state; uint64_t v; } kv[] = {
-      {"total", m->kv_blocks_total}, {"used", m->kv_blocks_used}, {"pinned", m->kv_blocks_pinned},
-      {"free", m->kv_blocks_free}, {"cached", m->kv_blocks_cached}};
-  for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
-    snprintf(l, sizeof l, "{state=\"%s\"}", kv[i].state);
-    metric(&b, "hswarm_kv_blocks", "gauge", i ? NULL : "KV cache blocks by state.", l,
-           (double)kv[i].v);
-  }
+  const double queued[] = {m->queued[0], m->queued[1], m->queued[2]};
+  labelled(&b, "hswarm_requests_queued", "gauge", "Requests waiting, per priority.", "priority",
+           prio, queued, HS_PRIORITY_COUNT);
+  static const char *const states[] = {"total", "used", "pinned", "free", "cached"};
+  const double kv[] = {(double)m->kv_blocks_total, (double)m->kv_blocks_used,
+                       (double)m->kv_blocks_pinned, (double)m->kv_blocks_free,
+                       (double)m->kv_blocks_cached};
+  labelled(&b, "hswarm_kv_blocks", "gauge", "KV cache blocks by state.", "state", states, kv, 5);
   metric(&b, "hswarm_prompt_tokens_total", "counter", "Prompt tokens of finished prefills.", NULL,
          (double)m->prompt_tokens);
   metric(&b, "hswarm_prompt_tokens_reused_total", "counter",
          "Prompt tokens served from the prefix cache.", NULL, (double)m->prompt_tokens_reused);
   metric(&b, "hswarm_generated_tokens_total", "counter", "Tokens generated.", NULL,
          (double)m->generated_tokens);
-  const struct { const char *what; uint64_t v; } outcomes[] = {
-      {"submitted", m->submitted}, {"finished", m->finished}, {"cancelled", m->cancelled},
-      {"rejected", m->rejected}, {"deadline_missed", m->deadline_missed}};
-  for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++) {
-    snprintf(l, sizeof l, "{outcome=\"%s\"}", outcomes[i].what);
-    metric(&b, "hswarm_requests_total", "counter", i ? NULL : "Scheduler requests by outcome.", l,
-           (double)outcomes[i].v);
-  }
+  static const char *const outcomes[] = {"submitted", "finished", "cancelled", "rejected",
+                                          "deadline_missed"};
+  const double counts[] = {(double)m->submitted, (double)m->finished, (double)m->cancelled,
+                           (double)m->rejected, (double)m->deadline_missed};
+  labelled(&b, "hswarm_requests_total", "counter", "Scheduler requests by outcome.", "outcome",
+           outcomes, counts, 5);
   metric(&b, "hswarm_preemptions_total", "counter", "Requests preempted for memory.", NULL,
          (double)m->preemptions);
   metric(&b, "hswarm_steps_total", "counter", "Scheduler steps.", NULL, (double)m->steps);

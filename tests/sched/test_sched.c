@@ -106,30 +106,67 @@ typedef struct tcase {
   uint64_t id;
 } tcase;
 
-/* The independent loop: one sequence, the prompt at once, then sample and feed. */
-static void expected_tokens(hs_model *ref, tcase *c) {
+/* With log-probabilities: what a request reported, and what the reference computed. */
+enum { TOPK = 5 };
+typedef struct lpcase {
+  tcase c;
+  float want_lp[MAXG], want_top[MAXG][TOPK];
+  int32_t want_top_id[MAXG][TOPK];
+  hs_sched_logprobs got[MAXG];
+  size_t n_lp;
+} lpcase;
+
+static const float *sort_logits;
+static int by_logit_desc(const void *a, const void *b) {
+  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+  if (sort_logits[x] != sort_logits[y]) return sort_logits[x] > sort_logits[y] ? -1 : 1;
+  return x < y ? -1 : 1;
+}
+
+/* The independent loop: one sequence, the prompt at once, then sample and feed. With L, also
+ * at each position the log-softmax of the logits (in double) and the TOPK most likely tokens by
+ * a full sort. */
+static void reference(hs_model *ref, tcase *c, lpcase *L) {
   hs_seq *s;
   assert_int_equal(hs_seq_create(ref, 0, &s), 0);
   hs_batch_item it[MAXP];
   for (size_t i = 0; i < c->n_prompt; i++)
     it[i] = (hs_batch_item){s, c->prompt[i], i + 1 == c->n_prompt};
   float *lg = malloc(n_vocab * sizeof *lg), *scratch = malloc(2 * n_vocab * sizeof *scratch);
+  int32_t *ids = L ? malloc(n_vocab * sizeof *ids) : NULL;
   assert_int_equal(hs_model_forward(ref, it, c->n_prompt, lg, NULL), 0);
   int32_t hist[MAXP + MAXG];
   memcpy(hist, c->prompt, c->n_prompt * sizeof *hist);
   size_t nh = c->n_prompt;
   for (uint32_t g = 0; g < c->max_tokens; g++) {
+    double lse = 0;
+    if (L) {
+      double sum = 0;
+      for (size_t i = 0; i < n_vocab; i++) sum += exp((double)lg[i]);
+      lse = log(sum);
+      for (size_t i = 0; i < n_vocab; i++) ids[i] = (int32_t)i;
+      sort_logits = lg;
+      qsort(ids, n_vocab, sizeof *ids, by_logit_desc);
+      for (int k = 0; k < TOPK; k++) {
+        L->want_top_id[g][k] = ids[k];
+        L->want_top[g][k] = (float)(lg[ids[k]] - lse);
+      }
+    }
     int32_t t;
     assert_int_equal(hs_sample(&c->sp, lg, n_vocab, hist, nh, nh, scratch, &t), 0);
     c->want[g] = t;
+    if (L) L->want_lp[g] = (float)(lg[t] - lse);
     hist[nh++] = t;
     hs_batch_item one = {s, t, true};
     assert_int_equal(hs_model_forward(ref, &one, 1, lg, NULL), 0);
   }
+  free(ids);
   free(lg);
   free(scratch);
   hs_seq_destroy(s);
 }
+
+static void expected_tokens(hs_model *ref, tcase *c) { reference(ref, c, NULL); }
 
 static int on_token(uint64_t id, int32_t token, void *ud) {
   tcase *c = ud;
@@ -213,62 +250,6 @@ static void check_baseline(hs_model *m) {
 
 /* ---- log-probabilities ---- */
 
-enum { TOPK = 5 };
-typedef struct lpcase {
-  tcase c;
-  float want_lp[MAXG], want_top[MAXG][TOPK];
-  int32_t want_top_id[MAXG][TOPK];
-  hs_sched_logprobs got[MAXG];
-  size_t n_lp;
-} lpcase;
-
-static const float *sort_logits;
-static int by_logit_desc(const void *a, const void *b) {
-  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-  if (sort_logits[x] != sort_logits[y]) return sort_logits[x] > sort_logits[y] ? -1 : 1;
-  return x < y ? -1 : 1;
-}
-
-/* The reference: the request alone; at each position the log-softmax of the logits (in double)
- * and the TOPK most likely tokens by a full sort. */
-static void expected_logprobs(hs_model *ref, lpcase *L) {
-  tcase *c = &L->c;
-  hs_seq *s;
-  assert_int_equal(hs_seq_create(ref, 0, &s), 0);
-  hs_batch_item it[MAXP];
-  for (size_t i = 0; i < c->n_prompt; i++)
-    it[i] = (hs_batch_item){s, c->prompt[i], i + 1 == c->n_prompt};
-  float *lg = malloc(n_vocab * sizeof *lg), *scratch = malloc(2 * n_vocab * sizeof *scratch);
-  int32_t *ids = malloc(n_vocab * sizeof *ids);
-  assert_int_equal(hs_model_forward(ref, it, c->n_prompt, lg, NULL), 0);
-  int32_t hist[MAXP + MAXG];
-  memcpy(hist, c->prompt, c->n_prompt * sizeof *hist);
-  size_t nh = c->n_prompt;
-  for (uint32_t g = 0; g < c->max_tokens; g++) {
-    double sum = 0;
-    for (size_t i = 0; i < n_vocab; i++) sum += exp((double)lg[i]);
-    double lse = log(sum);
-    for (size_t i = 0; i < n_vocab; i++) ids[i] = (int32_t)i;
-    sort_logits = lg;
-    qsort(ids, n_vocab, sizeof *ids, by_logit_desc);
-    for (int k = 0; k < TOPK; k++) {
-      L->want_top_id[g][k] = ids[k];
-      L->want_top[g][k] = (float)(lg[ids[k]] - lse);
-    }
-    int32_t t;
-    assert_int_equal(hs_sample(&c->sp, lg, n_vocab, hist, nh, nh, scratch, &t), 0);
-    c->want[g] = t;
-    L->want_lp[g] = (float)(lg[t] - lse);
-    hist[nh++] = t;
-    hs_batch_item one = {s, t, true};
-    assert_int_equal(hs_model_forward(ref, &one, 1, lg, NULL), 0);
-  }
-  free(ids);
-  free(lg);
-  free(scratch);
-  hs_seq_destroy(s);
-}
-
 static void on_logprobs(uint64_t id, const hs_sched_logprobs *lp, void *ud) {
   lpcase *L = ud;
   assert_int_equal(id, L->c.id);
@@ -289,7 +270,7 @@ static void test_logprobs(void **state) {
   hs_model *ref = open_with(model_path, 1, 64, false);
   for (int k = 0; k < N; k++) {
     L[k].c = cs[k];
-    expected_logprobs(ref, &L[k]);
+    reference(ref, &L[k].c, &L[k]);
   }
   hs_model_close(ref);
   hs_model *m = open_with(model_path, 2, 256, true);

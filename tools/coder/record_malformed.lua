@@ -8,7 +8,7 @@ local code = require("code")
 function main(ctx, args)
   local system, coord, task, n = args[1] .. "\n", args[2] .. "\n", args[3], tonumber(args[4])
   local map = code.map(ctx, task, 1024)
-  local names = job.map_names(ctx, map.text)
+  local names = job.names_of(job.map_definitions(ctx, map.text))
   local prefix = ctx.llm.pin(job.render(system, {task = task, map = map.text, names = ""}))
   local prompt = job.render(coord, {task = task, map = map.text, names = table.concat(names, " ")})
   local function known(x) local d = code.sym(ctx, x) return d and #d > 0 end
