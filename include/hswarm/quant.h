@@ -7,7 +7,13 @@
  *    1  F16          1             2        IEEE binary16
  *   30  BF16         1             2        top half of a binary32
  *    2  Q4_0        32            18        f16 d, 16 bytes of 4-bit codes;   x = d * (q - 8)
+ *    3  Q4_1        32            20        f16 d, f16 m, 16 bytes of 4-bit codes; x = d * q + m
+ *    6  Q5_0        32            22        f16 d, 32 high bits, 16 bytes of low nibbles;
+ *                                                                              x = d * (q - 16)
+ *    7  Q5_1        32            24        f16 d, f16 m, 32 high bits, 16 bytes; x = d * q + m
  *    8  Q8_0        32            34        f16 d, 32 signed bytes;           x = d * q
+ *   20  IQ4_NL      32            18        f16 d, 16 bytes of 4-bit indices into a fixed table
+ *                                           of 16 signed levels;              x = d * kvalues[q]
  *   12  Q4_K       256           144        f16 d, f16 dmin, 12 bytes of 6-bit scales and mins,
  *                                           128 bytes of 4-bit codes;          x = d*sc*q - dmin*m
  *   14  Q6_K       256           210        128 bytes low nibbles, 64 bytes high 2-bit pairs,
@@ -33,7 +39,11 @@ enum hs_quant_type {
   HS_QUANT_F32 = 0,
   HS_QUANT_F16 = 1,
   HS_QUANT_Q4_0 = 2,
+  HS_QUANT_Q4_1 = 3,
+  HS_QUANT_Q5_0 = 6,
+  HS_QUANT_Q5_1 = 7,
   HS_QUANT_Q8_0 = 8,
+  HS_QUANT_IQ4_NL = 20,
   HS_QUANT_Q4_K = 12,
   HS_QUANT_Q6_K = 14,
   HS_QUANT_BF16 = 30
@@ -52,13 +62,19 @@ size_t hs_quant_row_bytes(int ggml_type, size_t n);
 int hs_quant_dequantize(int ggml_type, const void *src, float *dst, size_t n);
 
 /* Encodes n floats (a multiple of the type's block) of src into hs_quant_row_bytes(type, n)
- * bytes at dst. F32, F16 and BF16 convert each value with round-to-nearest-even. Q8_0 and Q4_0
- * use ggml's reference rule (scale from the block's largest magnitude). Q4_K and Q6_K use a
+ * bytes at dst. F32, F16 and BF16 convert each value with round-to-nearest-even. Q8_0, Q4_0,
+ * Q4_1, Q5_0 and Q5_1 use ggml's reference rule (scale from the block's largest magnitude, or
+ * from its range for the types with a min). IQ4_NL takes the scale that maps the value of largest
+ * magnitude to the table's extreme level and picks the nearest level for each element (llama.cpp
+ * searches a few scales more). Q4_K and Q6_K use a
  * simple quantizer (per sub-block scale and min from min/max, rounded and clamped): its output is
  * a valid block of the format but not bit-identical to llama.cpp's, whose search is more precise.
  * Non-finite inputs to the quantized types give unspecified (but memory-safe) codes.
  * Returns 0, or HS_EINVAL as for hs_quant_dequantize. */
 int hs_quant_quantize(int ggml_type, const float *src, void *dst, size_t n);
+
+/* The 16 signed levels of IQ4_NL (ggml's kvalues_iq4nl), by 4-bit index. */
+extern const int8_t hs_quant_iq4nl_levels[16];
 
 /* Scalar conversions. The narrowing ones round to nearest, ties to even; overflow gives
  * infinity; NaN stays NaN (quiet, sign kept); subnormals are produced and read exactly. */

@@ -3,7 +3,11 @@
  *
  * For one query row (a token at position p of a sequence) and one query head h:
  *
- *   out_h = sum_{j <= p} softmax_j(s_j) v_j,   s_j = (q_h . k_j) / sqrt(head_dim)
+ *   out_h = sum_{lo <= j <= p} softmax_j(s_j) v_j,   s_j = (q_h . k_j) * attn_scale
+ *
+ * (attn_scale is 1 / sqrt(head_dim) for most models; lo is 0, or p + 1 - n_swa in the layers of
+ * a sliding window of n_swa positions: blocks wholly before lo are skipped, and the positions
+ * before lo in lo's block are masked like those past p)
  *
  * where k_j, v_j are the cache's key and value of KV head h / (n_head / n_head_kv) at position j
  * (consecutive query heads share a KV head, as llama.cpp and the reference implementations do).
@@ -224,9 +228,10 @@ static inline __attribute__((always_inline)) void block_pv4(const float *const *
   }
 }
 
-/* Max of s[0..nb) (order does not matter for a max); sets s[nb..32) to -inf on the way, so that
- * their exponentials come out 0. */
-static inline __attribute__((always_inline)) float block_max(float *s, size_t nb) {
+/* Max of s[lo..nb) (order does not matter for a max); sets s[0..lo) and s[nb..32) to -inf on the
+ * way, so that their exponentials come out 0. */
+static inline __attribute__((always_inline)) float block_max(float *s, size_t lo, size_t nb) {
+  for (size_t t = 0; t < lo; t++) s[t] = -INFINITY;
   for (size_t t = nb; t < HS_KV_BLOCK; t++) s[t] = -INFINITY;
   v16 a, b;
   LOAD16(a, s);
@@ -259,10 +264,12 @@ typedef struct task_scratch {
 
 /* The partials of one block for the queries qi[0..nq) (query index = row in chunk * rep + head)
  * and their merge into each query's running sums. kb: [hd][32] keys, vb: [32][hd] values;
- * nbq[k]: positions of the block the k-th query sees (1..32); first: block 0. */
+ * the k-th query sees positions [lob[k], nbq[k]) of the block (nbq 1..32); first[k]: this is its
+ * first block (the running sums start from it). */
 static inline __attribute__((always_inline)) void block_partials(
     const task_scratch *ts, const float *const *qv, const uint32_t *qi, const uint32_t *nbq,
-    size_t nq, const float *kb, const float *vb, size_t hd, float scale, bool first) {
+    const uint32_t *lob, const uint8_t *first, size_t nq, const float *kb, const float *vb,
+    size_t hd, float scale) {
   size_t k = 0;
   for (; k + 4 <= nq; k += 4) {
     float *const s4[4] = {ts->sc + qi[k] * HS_KV_BLOCK, ts->sc + qi[k + 1] * HS_KV_BLOCK,
@@ -273,7 +280,7 @@ static inline __attribute__((always_inline)) void block_partials(
   /* m_b; e_t = exp(s_t - m_b), exactly 0 past the row's positions; l_b */
   for (k = 0; k < nq; k++) {
     float *si = ts->sc + qi[k] * HS_KV_BLOCK;
-    ts->mb[qi[k]] = block_max(si, nbq[k]);
+    ts->mb[qi[k]] = block_max(si, lob[k], nbq[k]);
     vexp16(si, ts->mb[qi[k]]);
     vexp16(si + 16, ts->mb[qi[k]]);
     ts->lb[qi[k]] = block_sum(si);
@@ -299,20 +306,21 @@ static inline __attribute__((always_inline)) void block_partials(
    * e^(m_b - M), by the vector exponential, 16 at a time (one of them is e^0 = 1 exactly) */
   for (size_t k0 = 0; k0 < nq; k0 += 8) {
     const size_t kn = nq - k0 < 8 ? nq - k0 : 8;
-    float f[16] = {0}, mn[8];
-    if (!first) {
-      for (size_t t = 0; t < kn; t++) {
-        const uint32_t i = qi[k0 + t];
-        mn[t] = ts->M[i] > ts->mb[i] ? ts->M[i] : ts->mb[i];
-        f[t] = ts->M[i] - mn[t];
-        f[8 + t] = ts->mb[i] - mn[t];
-      }
-      vexp16(f, 0.0f);
+    float f[16] = {0}, mn[8] = {0};
+    bool any_merge = false;
+    for (size_t t = 0; t < kn; t++) {
+      if (first[k0 + t]) continue;
+      const uint32_t i = qi[k0 + t];
+      mn[t] = ts->M[i] > ts->mb[i] ? ts->M[i] : ts->mb[i];
+      f[t] = ts->M[i] - mn[t];
+      f[8 + t] = ts->mb[i] - mn[t];
+      any_merge = true;
     }
+    if (any_merge) vexp16(f, 0.0f);
     for (size_t t = 0; t < kn; t++) {
       const uint32_t i = qi[k0 + t];
       float *Oi = ts->O + i * hd;
-      if (first) {
+      if (first[k0 + t]) {
         ts->M[i] = ts->mb[i];
         ts->L[i] = ts->lb[i];
         memcpy(Oi, ts->ob + i * hd, hd * sizeof *Oi);
@@ -336,7 +344,8 @@ static inline __attribute__((always_inline)) void attn_body(void *ctx, size_t ta
   const size_t c = task / p->n_head_kv, g = task % p->n_head_kv;
   const uint32_t *rows = j->order + j->chunks[c];
   const size_t nr = j->chunks[c + 1] - j->chunks[c];
-  const float scale = 1.0f / sqrtf((float)hd);
+  const float scale = p->attn_scale;
+  const uint32_t window = m->layers[j->layer].swa ? p->n_swa : 0;
 
   float *w = m->ws.attn_scratch + (size_t)worker * m->ws.attn_scratch_per_worker;
   const size_t nqmax = ROWS_PER_TASK * rep;
@@ -351,20 +360,24 @@ static inline __attribute__((always_inline)) void attn_body(void *ctx, size_t ta
   ts.mb = ts.L + nqmax;
   ts.lb = ts.mb + nqmax;
 
-  uint32_t npos[ROWS_PER_TASK], nblk[ROWS_PER_TASK], maxb = 0;
+  /* row i sees positions [lo[i], npos[i]): blocks [lo[i] / 32, nblk[i]) */
+  uint32_t npos[ROWS_PER_TASK], nblk[ROWS_PER_TASK], lo[ROWS_PER_TASK], maxb = 0, minb = UINT32_MAX;
   for (size_t i = 0; i < nr; i++) {
     npos[i] = j->pos[rows[i]] + 1;
     nblk[i] = (npos[i] + HS_KV_BLOCK - 1) / HS_KV_BLOCK;
+    lo[i] = window && npos[i] > window ? npos[i] - window : 0;
     if (nblk[i] > maxb) maxb = nblk[i];
+    if (lo[i] / HS_KV_BLOCK < minb) minb = lo[i] / HS_KV_BLOCK;
   }
   const float *qv[ROWS_PER_TASK * 8];
-  uint32_t qi[ROWS_PER_TASK * 8], nbq[ROWS_PER_TASK * 8];
+  uint32_t qi[ROWS_PER_TASK * 8], nbq[ROWS_PER_TASK * 8], lob[ROWS_PER_TASK * 8];
+  uint8_t firstq[ROWS_PER_TASK * 8];
   const size_t qcap = sizeof qi / sizeof qi[0];
 
-  for (uint32_t b = 0; b < maxb; b++) {
+  for (uint32_t b = minb; b < maxb; b++) {
     bool done[ROWS_PER_TASK] = {false};
     for (size_t i = 0; i < nr; i++) {
-      if (done[i] || nblk[i] <= b) continue;
+      if (done[i] || nblk[i] <= b || lo[i] / HS_KV_BLOCK > b) continue;
       const uint32_t blk = j->seq[rows[i]]->blocks[b];
       const uint8_t *raw = hs_kv_pool_head(pool, blk, j->layer, (uint32_t)g);
       const float *kb, *vb;
@@ -380,28 +393,33 @@ static inline __attribute__((always_inline)) void attn_body(void *ctx, size_t ta
       /* every row of the chunk that reads this block now, with all its heads */
       size_t nq = 0;
       for (size_t k = i; k < nr; k++) {
-        if (done[k] || nblk[k] <= b || j->seq[rows[k]]->blocks[b] != blk) continue;
+        if (done[k] || nblk[k] <= b || lo[k] / HS_KV_BLOCK > b ||
+            j->seq[rows[k]]->blocks[b] != blk)
+          continue;
         done[k] = true;
         const uint32_t left = npos[k] - b * HS_KV_BLOCK;
-        const float *qrow = j->q + (size_t)rows[k] * p->n_embd + g * rep * hd;
+        const int first = b == lo[k] / HS_KV_BLOCK;
+        const float *qrow = j->q + (size_t)rows[k] * p->q_dim + g * rep * hd;
         for (size_t h = 0; h < rep; h++) {
           if (nq == qcap) {
-            block_partials(&ts, qv, qi, nbq, nq, kb, vb, hd, scale, b == 0);
+            block_partials(&ts, qv, qi, nbq, lob, firstq, nq, kb, vb, hd, scale);
             nq = 0;
           }
           qv[nq] = qrow + h * hd;
           qi[nq] = (uint32_t)(k * rep + h);
           nbq[nq] = left < HS_KV_BLOCK ? left : HS_KV_BLOCK;
+          lob[nq] = first ? lo[k] % HS_KV_BLOCK : 0;
+          firstq[nq] = (uint8_t)first;
           nq++;
         }
       }
-      block_partials(&ts, qv, qi, nbq, nq, kb, vb, hd, scale, b == 0);
+      block_partials(&ts, qv, qi, nbq, lob, firstq, nq, kb, vb, hd, scale);
     }
   }
   for (size_t i = 0; i < nr; i++)
     for (size_t h = 0; h < rep; h++) {
       const size_t k = i * rep + h;
-      float *o = j->out + (size_t)rows[i] * p->n_embd + (g * rep + h) * hd;
+      float *o = j->out + (size_t)rows[i] * p->q_dim + (g * rep + h) * hd;
       const float inv = 1.0f / ts.L[k], *Ok = ts.O + k * hd;
       for (size_t d = 0; d < hd; d++) o[d] = Ok[d] * inv;
     }

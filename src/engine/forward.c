@@ -4,16 +4,21 @@
  * A call takes n tokens, each appended to its sequence at the next position, and runs them
  * through the model together as n rows:
  *
- *   x[n][n_embd] = token_embd[token]                         embedding rows, dequantized
+ *   x[n][n_embd] = token_embd[token] * embed_scale           embedding rows, dequantized
  *   per layer l:
  *     xn = rmsnorm(x) * attn_norm
- *     q[n][n_embd] = xn Wq^T (+ bq)    k, v[n][kv_dim] = xn Wk^T, xn Wv^T (+ bk, bv)
- *     rotate q and k at each row's position; store k, v into the rows' caches at their positions
- *     att[n][n_embd] = attention of each row over its own sequence's cache, positions <= its own
- *     x += att Wo^T
+ *     q[n][q_dim] = xn Wq^T (+ bq)    k, v[n][kv_dim] = xn Wk^T, xn Wv^T (+ bk, bv)
+ *     (qwen3, gemma3: each head of q and k = rmsnorm(head) * q_norm / k_norm)
+ *     rotate q and k at each row's position (the layer's RoPE base); store k, v into the rows'
+ *     caches at their positions
+ *     att[n][q_dim] = attention of each row over its own sequence's cache, positions <= its own
+ *                     (and, in windowed layers, > its own - n_swa)
+ *     tmp = att Wo^T;  (gemma3: tmp = rmsnorm(tmp) * post_attn_norm);  x += tmp
  *     xn = rmsnorm(x) * ffn_norm
- *     x += (silu(xn Wgate^T) * (xn Wup^T)) Wdown^T
+ *     tmp = (act(xn Wgate^T) * (xn Wup^T)) Wdown^T     act: silu, or gelu (gemma3)
+ *     (gemma3: tmp = rmsnorm(tmp) * post_ffn_norm);  x += tmp
  *   out = rmsnorm(x) * output_norm, for the rows that want logits;  logits = out Woutput^T
+ *   (with a soft cap c: logits = c * tanh(logits / c))
  *
  * All K/V of the call are stored before any attention, so a row attends to the rows of its
  * sequence that came before it in the same call, as if they had been fed earlier.
@@ -65,10 +70,12 @@ static int ws_reserve(hs_model *m, size_t n_tok) {
   size_t cap = w->cap_tok ? w->cap_tok : 16;
   while (cap < n_tok) cap *= 2;
   const hs_model_params *p = &m->p;
-  const size_t e = p->n_embd, kv = m->kv_dim, ff = p->n_ff;
+  const size_t e = p->n_embd, kv = m->kv_dim, ff = p->n_ff, qd = p->q_dim;
   if (grow(&w->x, cap * e, sizeof(float)) || grow(&w->xn, cap * e, sizeof(float)) ||
-      grow(&w->q, cap * e, sizeof(float)) || grow(&w->k, cap * kv, sizeof(float)) ||
-      grow(&w->v, cap * kv, sizeof(float)) || grow(&w->att, cap * e, sizeof(float)) ||
+      grow(&w->q, cap * qd, sizeof(float)) || grow(&w->k, cap * kv, sizeof(float)) ||
+      grow(&w->v, cap * kv, sizeof(float)) || grow(&w->att, cap * qd, sizeof(float)) ||
+      (m->rope_theta_swa &&
+       grow(&w->rope_cs_swa, cap * (p->n_rot ? p->n_rot : 1), sizeof(float))) ||
       grow(&w->tmp, cap * e, sizeof(float)) || grow(&w->gate, cap * ff, sizeof(float)) ||
       grow(&w->up, cap * ff, sizeof(float)) ||
       grow(&w->rope_cs, cap * (p->n_rot ? p->n_rot : 1), sizeof(float)) ||
@@ -86,9 +93,9 @@ typedef enum phase {
   PH_NORM_ATTN,  /* xn = rmsnorm(x) * attn_norm */
   PH_QKV_POST,   /* biases, rope on q (n rows) */
   PH_KV_POST,    /* biases, rope on k, bias on v, store k and v into the caches (all rows) */
-  PH_RESID_NORM, /* x += tmp; xn = rmsnorm(x) * ffn_norm */
-  PH_SWIGLU,     /* gate = silu(gate) * up */
-  PH_RESID,      /* x += tmp */
+  PH_RESID_NORM, /* (post norm of tmp); x += tmp; xn = rmsnorm(x) * ffn_norm */
+  PH_SWIGLU,     /* gate = silu(gate) * up, or gelu(gate) * up */
+  PH_RESID,      /* (post norm of tmp); x += tmp */
   PH_NORM_OUT    /* xn = rmsnorm(x) * output_norm */
 } phase;
 
@@ -101,20 +108,26 @@ typedef struct row_job {
   size_t rows_per_task;
 } row_job;
 
+/* rmsnorm of each of n heads of x (head_dim each), in place, times w [head_dim] */
+static void head_norms(float *x, uint32_t n, uint32_t hd, const float *w, float eps) {
+  for (uint32_t h = 0; h < n; h++) hs_op_rmsnorm(x + (size_t)h * hd, x + (size_t)h * hd, w, hd, eps);
+}
+
 static void row_step(const row_job *j, size_t r) {
   hs_model *m = j->m;
   hs_workspace *w = &m->ws;
   const hs_model_params *p = &m->p;
   const hs_layer *L = j->L;
-  const size_t e = p->n_embd, kv = m->kv_dim;
-  const float *cs = w->rope_cs + r * p->n_rot;
+  const size_t e = p->n_embd, kv = m->kv_dim, qd = p->q_dim;
+  const float *cs = (L && L->swa ? w->rope_cs_swa : w->rope_cs) + r * p->n_rot;
   switch (j->ph) {
   case PH_NORM_ATTN:
     hs_op_rmsnorm(w->xn + r * e, w->x + r * e, L->attn_norm, e, p->rms_norm_eps);
     break;
   case PH_QKV_POST: {
-    float *q = w->q + r * e;
-    if (L->bq) hs_op_add(q, L->bq, e);
+    float *q = w->q + r * qd;
+    if (L->bq) hs_op_add(q, L->bq, qd);
+    if (L->q_norm) head_norms(q, p->n_head, p->head_dim, L->q_norm, p->rms_norm_eps);
     hs_op_rope(q, p->n_head, p->head_dim, p->n_rot, m->neox, cs);
     break;
   }
@@ -122,18 +135,26 @@ static void row_step(const row_job *j, size_t r) {
     float *k = w->k + r * kv, *v = w->v + r * kv;
     if (L->bk) hs_op_add(k, L->bk, kv);
     if (L->bv) hs_op_add(v, L->bv, kv);
+    if (L->k_norm) head_norms(k, p->n_head_kv, p->head_dim, L->k_norm, p->rms_norm_eps);
     hs_op_rope(k, p->n_head_kv, p->head_dim, p->n_rot, m->neox, cs);
     hs_kv_store(w->seq[r], j->layer, w->pos[r], k, v);
     break;
   }
   case PH_RESID_NORM:
+    if (L->post_attn_norm)
+      hs_op_rmsnorm(w->tmp + r * e, w->tmp + r * e, L->post_attn_norm, e, p->rms_norm_eps);
     hs_op_add(w->x + r * e, w->tmp + r * e, e);
     hs_op_rmsnorm(w->xn + r * e, w->x + r * e, L->ffn_norm, e, p->rms_norm_eps);
     break;
   case PH_SWIGLU:
-    hs_op_swiglu(w->gate + r * p->n_ff, w->gate + r * p->n_ff, w->up + r * p->n_ff, p->n_ff);
+    if (p->ffn_gelu)
+      hs_op_geglu(w->gate + r * p->n_ff, w->gate + r * p->n_ff, w->up + r * p->n_ff, p->n_ff);
+    else
+      hs_op_swiglu(w->gate + r * p->n_ff, w->gate + r * p->n_ff, w->up + r * p->n_ff, p->n_ff);
     break;
   case PH_RESID:
+    if (L->post_ffn_norm)
+      hs_op_rmsnorm(w->tmp + r * e, w->tmp + r * e, L->post_ffn_norm, e, p->rms_norm_eps);
     hs_op_add(w->x + r * e, w->tmp + r * e, e);
     break;
   case PH_NORM_OUT:
@@ -241,7 +262,11 @@ static int run(hs_model *m, const hs_batch_item *items, size_t n, float *logits,
 
   for (size_t i = 0; i < n; i++) {
     hs_op_embed(w->x + i * e, m->tok_embd.type, m->tok_embd.data, e, (uint32_t)items[i].token);
+    if (p->embed_scale != 1.0f)
+      for (size_t k = 0; k < e; k++) w->x[i * e + k] *= p->embed_scale;
     hs_op_rope_table(w->rope_cs + i * p->n_rot, m->rope_theta, p->n_rot, w->pos[i]);
+    if (m->rope_theta_swa)
+      hs_op_rope_table(w->rope_cs_swa + i * p->n_rot, m->rope_theta_swa, p->n_rot, w->pos[i]);
   }
 
   size_t nr = n; /* rows still computed */
@@ -264,6 +289,9 @@ static int run(hs_model *m, const hs_batch_item *items, size_t n, float *logits,
         memcpy(w->x + k * e, w->x + r * e, e * sizeof(float));
         memcpy(w->xn + k * e, w->xn + r * e, e * sizeof(float));
         memcpy(w->rope_cs + k * p->n_rot, w->rope_cs + r * p->n_rot, p->n_rot * sizeof(float));
+        if (w->rope_cs_swa)
+          memcpy(w->rope_cs_swa + k * p->n_rot, w->rope_cs_swa + r * p->n_rot,
+                 p->n_rot * sizeof(float));
         w->pos[k] = w->pos[r];
         w->seq[k] = w->seq[r];
       }
@@ -271,7 +299,7 @@ static int run(hs_model *m, const hs_batch_item *items, size_t n, float *logits,
       if (nr == 0) break;
       if ((rc = matmul(m, &L->wq, w->xn, nr, w->q))) return rc;
     }
-    rows_run(m, L, l, PH_QKV_POST, nr, e);
+    rows_run(m, L, l, PH_QKV_POST, nr, p->q_dim);
     hs_attention(m, l, nr, w->q, w->seq, w->pos, w->att);
     if ((rc = matmul(m, &L->wo, w->att, nr, w->tmp))) return rc;
     rows_run(m, L, l, PH_RESID_NORM, nr, e);
@@ -292,6 +320,7 @@ static int run(hs_model *m, const hs_batch_item *items, size_t n, float *logits,
       int r2 = hs_cpu_matmul(m->tp, &m->scratch, m->output.type, m->output.data, m->output.rows,
                              m->output.cols, w->xn, n_out, logits, p->n_vocab);
       if (r2) return hs_set_error(&err, r2, "output matrix product failed (%s)", hs_strerror(r2));
+      if (p->logit_softcap > 0.0f) hs_op_softcap(logits, n_out * p->n_vocab, p->logit_softcap);
     }
   }
   return 0;

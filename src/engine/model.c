@@ -105,6 +105,12 @@ static int bind_rope(hs_model *m) {
   }
   if (p->rope_scaling == HS_ROPE_SCALING_LLAMA3)
     for (uint32_t i = 0; i < half; i++) m->rope_theta[i] = rope_llama3(p, m->rope_theta[i]);
+  if (p->n_swa > 0) { /* the windowed layers: their own base, no scaling */
+    m->rope_theta_swa = hs_malloc((half ? half : 1) * sizeof *m->rope_theta_swa);
+    if (!m->rope_theta_swa) return hs_set_error(&err, HS_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < half; i++)
+      m->rope_theta_swa[i] = pow((double)p->rope_freq_base_swa, -2.0 * i / p->n_rot);
+  }
   return 0;
 }
 
@@ -127,14 +133,16 @@ static int bind(hs_model *m) {
   if (!m->layers) return hs_set_error(&err, HS_ENOMEM, "out of memory for %u layers", p->n_layer);
   for (uint32_t i = 0; i < p->n_layer; i++) {
     hs_layer *L = &m->layers[i];
-    char n[14][64];
-    static const char *const suffix[] = {"attn_norm.weight", "ffn_norm.weight",
-                                         "attn_q.weight",    "attn_k.weight",
-                                         "attn_v.weight",    "attn_output.weight",
-                                         "ffn_gate.weight",  "ffn_up.weight",
-                                         "ffn_down.weight",  "attn_q.bias",
-                                         "attn_k.bias",      "attn_v.bias"};
-    for (int k = 0; k < 12; k++) snprintf(n[k], sizeof n[k], "blk.%u.%s", i, suffix[k]);
+    char n[16][64];
+    static const char *const suffix[] = {"attn_norm.weight",   "ffn_norm.weight",
+                                         "attn_q.weight",      "attn_k.weight",
+                                         "attn_v.weight",      "attn_output.weight",
+                                         "ffn_gate.weight",    "ffn_up.weight",
+                                         "ffn_down.weight",    "attn_q.bias",
+                                         "attn_k.bias",        "attn_v.bias",
+                                         "attn_q_norm.weight", "attn_k_norm.weight",
+                                         "post_attention_norm.weight", "post_ffw_norm.weight"};
+    for (int k = 0; k < 16; k++) snprintf(n[k], sizeof n[k], "blk.%u.%s", i, suffix[k]);
     if ((rc = bind_vector(m, n[0], p->n_embd, &L->attn_norm)) ||
         (rc = bind_vector(m, n[1], p->n_embd, &L->ffn_norm)) ||
         (rc = bind_matrix(m, n[2], &L->wq)) || (rc = bind_matrix(m, n[3], &L->wk)) ||
@@ -142,11 +150,18 @@ static int bind(hs_model *m) {
         (rc = bind_matrix(m, n[6], &L->w_gate)) || (rc = bind_matrix(m, n[7], &L->w_up)) ||
         (rc = bind_matrix(m, n[8], &L->w_down)))
       return rc;
-    if (p->arch == HS_MODEL_ARCH_QWEN2 &&
-        ((rc = bind_vector(m, n[9], p->n_embd, &L->bq)) ||
+    if (p->qkv_bias &&
+        ((rc = bind_vector(m, n[9], p->q_dim, &L->bq)) ||
          (rc = bind_vector(m, n[10], m->kv_dim, &L->bk)) ||
          (rc = bind_vector(m, n[11], m->kv_dim, &L->bv))))
       return rc;
+    if (p->qk_norm && ((rc = bind_vector(m, n[12], p->head_dim, &L->q_norm)) ||
+                       (rc = bind_vector(m, n[13], p->head_dim, &L->k_norm))))
+      return rc;
+    if (p->post_norms && ((rc = bind_vector(m, n[14], p->n_embd, &L->post_attn_norm)) ||
+                          (rc = bind_vector(m, n[15], p->n_embd, &L->post_ffn_norm))))
+      return rc;
+    L->swa = hs_model_layer_is_swa(p, i);
   }
   return 0;
 }
@@ -160,11 +175,16 @@ static void free_model(hs_model *m) {
       hs_free(L->bq);
       hs_free(L->bk);
       hs_free(L->bv);
+      hs_free(L->q_norm);
+      hs_free(L->k_norm);
+      hs_free(L->post_attn_norm);
+      hs_free(L->post_ffn_norm);
     }
     hs_free(m->layers);
   }
   hs_free(m->output_norm);
   hs_free(m->rope_theta);
+  hs_free(m->rope_theta_swa);
   hs_workspace *w = &m->ws;
   hs_free(w->x);
   hs_free(w->xn);
@@ -176,6 +196,7 @@ static void free_model(hs_model *m) {
   hs_free(w->gate);
   hs_free(w->up);
   hs_free(w->rope_cs);
+  hs_free(w->rope_cs_swa);
   hs_free(w->pos);
   hs_free(w->seq);
   hs_free(w->rows);
@@ -232,7 +253,7 @@ int hs_model_open(const char *path, const hs_model_opts *o, hs_model **out) {
     return rc;
   }
   m->kv_dim = m->p.n_head_kv * m->p.head_dim;
-  m->neox = m->p.arch == HS_MODEL_ARCH_QWEN2;
+  m->neox = m->p.neox;
   if ((rc = bind(m))) {
     char msg[HS_ERRMSG_SIZE];
     snprintf(msg, sizeof msg, "%s", err.msg);

@@ -29,10 +29,14 @@ typedef struct hs_weight {
 typedef struct hs_layer {
   float *attn_norm;            /* [n_embd] f32 copy */
   float *ffn_norm;             /* [n_embd] */
-  float *bq, *bk, *bv;         /* qwen2: [n_embd], [kv_dim], [kv_dim]; NULL for llama */
-  hs_weight wq;                /* [n_embd][n_embd]  rows: head h owns rows h*head_dim .. */
+  float *bq, *bk, *bv;         /* qwen2: [q_dim], [kv_dim], [kv_dim]; NULL otherwise */
+  float *q_norm, *k_norm;      /* qwen3, gemma3: [head_dim]; NULL otherwise */
+  float *post_attn_norm;       /* gemma3: [n_embd]; NULL otherwise */
+  float *post_ffn_norm;        /* gemma3: [n_embd]; NULL otherwise */
+  bool swa;                    /* attends within the sliding window, with the window's RoPE */
+  hs_weight wq;                /* [q_dim][n_embd]  rows: head h owns rows h*head_dim .. */
   hs_weight wk, wv;            /* [kv_dim][n_embd]  kv_dim = n_head_kv * head_dim */
-  hs_weight wo;                /* [n_embd][n_embd] */
+  hs_weight wo;                /* [n_embd][q_dim] */
   hs_weight w_gate, w_up;      /* [n_ff][n_embd] */
   hs_weight w_down;            /* [n_embd][n_ff] */
 } hs_layer;
@@ -43,13 +47,14 @@ typedef struct hs_workspace {
   size_t cap_tok;
   float *x;        /* [cap_tok][n_embd] residual stream */
   float *xn;       /* [cap_tok][n_embd] normed input of a sublayer */
-  float *q;        /* [cap_tok][n_embd] queries */
+  float *q;        /* [cap_tok][q_dim] queries */
   float *k, *v;    /* [cap_tok][kv_dim] */
-  float *att;      /* [cap_tok][n_embd] attention output (concatenated heads) */
+  float *att;      /* [cap_tok][q_dim] attention output (concatenated heads) */
   float *tmp;      /* [cap_tok][n_embd] sublayer output before the residual add */
   float *gate;     /* [cap_tok][n_ff] gate, then silu(gate) * up */
   float *up;       /* [cap_tok][n_ff] */
   float *rope_cs;  /* [cap_tok][n_rot] cos, sin interleaved per frequency */
+  float *rope_cs_swa; /* [cap_tok][n_rot] the same for the windowed layers' base (or NULL) */
   uint32_t *pos;   /* [cap_tok] position of each token in its sequence */
   hs_seq **seq;    /* [cap_tok] sequence of each token */
   uint32_t *rows;  /* [cap_tok] indices of the tokens whose outputs are wanted */
@@ -63,8 +68,9 @@ struct hs_model {
   hs_gguf *g;
   hs_model_params p;
   uint32_t kv_dim;             /* n_head_kv * head_dim */
-  bool neox;                   /* rope pairs (i, i + n_rot/2) (qwen2) instead of (2i, 2i+1) */
+  bool neox;                   /* rope pairs (i, i + n_rot/2) instead of (2i, 2i+1) */
   double *rope_theta;          /* [n_rot/2] rotary frequency of pair i, scaling applied */
+  double *rope_theta_swa;      /* [n_rot/2] the windowed layers' frequencies; NULL without them */
   hs_weight tok_embd;          /* [n_vocab][n_embd] (rows read one at a time) */
   hs_weight output;            /* [n_vocab][n_embd] (token_embd when tied) */
   float *output_norm;          /* [n_embd] */

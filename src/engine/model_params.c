@@ -6,6 +6,7 @@
  * named after the architecture ("llama.block_count"); integers may be stored with any integer
  * type (llama.cpp writes u32, other converters i32 or u64), floats as f32 or f64. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -136,22 +137,27 @@ static int check_tensors(const hs_gguf *g, const hs_model_params *p) {
       (rc = check_tensor(g, "output_norm.weight", 1, e, 1)))
     return rc;
   if (!p->tied_embeddings && (rc = check_tensor(g, "output.weight", 2, e, p->n_vocab))) return rc;
+  enum { ALL, BIAS, QKNORM, POST };
   static const struct {
     const char *suffix;
-    int n, d0, d1; /* dims: 0 = n_embd, 1 = kv width, 2 = n_ff */
-    bool qwen2_only;
+    int n, d0, d1; /* dims: 0 = n_embd, 1 = kv width, 2 = n_ff, 3 = q width, 4 = head size */
+    int when;
   } blk[] = {
-      {"attn_norm.weight", 1, 0, 0, false}, {"attn_q.weight", 2, 0, 0, false},
-      {"attn_k.weight", 2, 0, 1, false},    {"attn_v.weight", 2, 0, 1, false},
-      {"attn_output.weight", 2, 0, 0, false}, {"ffn_norm.weight", 1, 0, 0, false},
-      {"ffn_gate.weight", 2, 0, 2, false},  {"ffn_up.weight", 2, 0, 2, false},
-      {"ffn_down.weight", 2, 2, 0, false},  {"attn_q.bias", 1, 0, 0, true},
-      {"attn_k.bias", 1, 1, 0, true},       {"attn_v.bias", 1, 1, 0, true},
+      {"attn_norm.weight", 1, 0, 0, ALL},   {"attn_q.weight", 2, 0, 3, ALL},
+      {"attn_k.weight", 2, 0, 1, ALL},      {"attn_v.weight", 2, 0, 1, ALL},
+      {"attn_output.weight", 2, 3, 0, ALL}, {"ffn_norm.weight", 1, 0, 0, ALL},
+      {"ffn_gate.weight", 2, 0, 2, ALL},    {"ffn_up.weight", 2, 0, 2, ALL},
+      {"ffn_down.weight", 2, 2, 0, ALL},    {"attn_q.bias", 1, 3, 0, BIAS},
+      {"attn_k.bias", 1, 1, 0, BIAS},       {"attn_v.bias", 1, 1, 0, BIAS},
+      {"attn_q_norm.weight", 1, 4, 0, QKNORM}, {"attn_k_norm.weight", 1, 4, 0, QKNORM},
+      {"post_attention_norm.weight", 1, 0, 0, POST}, {"post_ffw_norm.weight", 1, 0, 0, POST},
   };
-  const uint64_t dim[3] = {e, kv, ff};
+  const uint64_t dim[5] = {e, kv, ff, p->q_dim, p->head_dim};
   for (uint32_t i = 0; i < p->n_layer; i++) {
     for (size_t j = 0; j < sizeof blk / sizeof blk[0]; j++) {
-      if (blk[j].qwen2_only && p->arch != HS_MODEL_ARCH_QWEN2) continue;
+      if ((blk[j].when == BIAS && !p->qkv_bias) || (blk[j].when == QKNORM && !p->qk_norm) ||
+          (blk[j].when == POST && !p->post_norms))
+        continue;
       char name[96];
       snprintf(name, sizeof name, "blk.%u.%s", i, blk[j].suffix);
       rc = check_tensor(g, name, (uint32_t)blk[j].n, dim[blk[j].d0],
@@ -174,16 +180,26 @@ int hs_model_params_read(const hs_gguf *g, hs_model_params *out) {
     return hs_set_error(&err, HS_ECORRUPT, "missing metadata key 'general.architecture'");
   if (rc != 0)
     return hs_set_error(&err, HS_ECORRUPT, "metadata key 'general.architecture' is not a string");
-  if (!strcmp(arch, "llama")) {
-    p.arch = HS_MODEL_ARCH_LLAMA;
-    p.arch_name = "llama";
-  } else if (!strcmp(arch, "qwen2")) {
-    p.arch = HS_MODEL_ARCH_QWEN2;
-    p.arch_name = "qwen2";
-  } else {
+  static const struct {
+    const char *name;
+    hs_model_arch arch;
+  } archs[] = {{"llama", HS_MODEL_ARCH_LLAMA},
+               {"qwen2", HS_MODEL_ARCH_QWEN2},
+               {"qwen3", HS_MODEL_ARCH_QWEN3},
+               {"gemma3", HS_MODEL_ARCH_GEMMA3}};
+  size_t ai = 0;
+  while (ai < sizeof archs / sizeof archs[0] && strcmp(arch, archs[ai].name)) ai++;
+  if (ai == sizeof archs / sizeof archs[0])
     return hs_set_error(&err, HS_EINVAL,
-                        "architecture '%.64s' is not supported (supported: llama, qwen2)", arch);
-  }
+                        "architecture '%.64s' is not supported (supported: llama, qwen2, qwen3, "
+                        "gemma3)",
+                        arch);
+  p.arch = archs[ai].arch;
+  p.arch_name = archs[ai].name;
+  p.qkv_bias = p.arch == HS_MODEL_ARCH_QWEN2;
+  p.qk_norm = p.arch == HS_MODEL_ARCH_QWEN3 || p.arch == HS_MODEL_ARCH_GEMMA3;
+  p.post_norms = p.ffn_gelu = p.arch == HS_MODEL_ARCH_GEMMA3;
+  p.neox = p.arch != HS_MODEL_ARCH_LLAMA;
   const char *a = p.arch_name;
   if ((rc = get_u32(g, a, "embedding_length", NULL, &p.n_embd)) ||
       (rc = get_u32(g, a, "block_count", NULL, &p.n_layer)) ||
@@ -192,17 +208,55 @@ int hs_model_params_read(const hs_gguf *g, hs_model_params *out) {
       (rc = get_u32(g, a, "feed_forward_length", NULL, &p.n_ff)) ||
       (rc = get_u32(g, a, "context_length", NULL, &p.n_ctx_train)))
     return rc;
-  if (p.n_embd % p.n_head != 0)
+  char key_length[80];
+  snprintf(key_length, sizeof key_length, "%s.attention.key_length", a);
+  if (p.n_embd % p.n_head != 0 && hs_gguf_find_key(g, key_length, NULL) != 0)
     return hs_set_error(&err, HS_ECORRUPT,
-                        "%s.embedding_length %u is not divisible by %s.attention.head_count %u",
-                        a, p.n_embd, a, p.n_head);
+                        "%s.embedding_length %u is not divisible by %s.attention.head_count %u "
+                        "and %s is absent",
+                        a, p.n_embd, a, p.n_head, key_length);
   if (p.n_head % p.n_head_kv != 0)
     return hs_set_error(&err, HS_ECORRUPT,
                         "%s.attention.head_count %u is not divisible by "
                         "%s.attention.head_count_kv %u",
                         a, p.n_head, a, p.n_head_kv);
-  p.head_dim = p.n_embd / p.n_head;
-  const float def_base = 10000.0f, def_eps = 1e-5f;
+  const uint32_t def_hd = p.n_embd / p.n_head;
+  uint32_t vdim;
+  if ((rc = get_u32(g, a, "attention.key_length", &def_hd, &p.head_dim)) ||
+      (rc = get_u32(g, a, "attention.value_length", &p.head_dim, &vdim)))
+    return rc;
+  if (vdim != p.head_dim)
+    return hs_set_error(&err, HS_EINVAL,
+                        "%s.attention.value_length %u differs from %s.attention.key_length %u "
+                        "(not supported)",
+                        a, vdim, a, p.head_dim);
+  if (p.head_dim == 0 || p.head_dim > 1024 || p.head_dim % 2 != 0)
+    return hs_set_error(&err, HS_ECORRUPT, "head size %u is not an even number in [2, 1024]",
+                        p.head_dim);
+  p.q_dim = p.n_head * p.head_dim;
+  p.attn_scale = 1.0f / sqrtf((float)p.head_dim);
+  if (p.arch == HS_MODEL_ARCH_GEMMA3 && p.n_layer == 62) /* Gemma 3 27B's query_pre_attn_scalar */
+    p.attn_scale = 1.0f / sqrtf((float)(p.n_embd / p.n_head));
+  p.embed_scale = p.arch == HS_MODEL_ARCH_GEMMA3 ? sqrtf((float)p.n_embd) : 1.0f;
+  const float def_base = 10000.0f, def_eps = p.arch == HS_MODEL_ARCH_GEMMA3 ? 1e-6f : 1e-5f;
+  const float no_cap = 0.0f;
+  const uint32_t no_swa = 0, def_period = 6;
+  if ((rc = get_f32(g, a, "final_logit_softcapping", &no_cap, &p.logit_softcap)) ||
+      (rc = get_u32(g, a, "attention.sliding_window", &no_swa, &p.n_swa)) ||
+      (rc = get_u32(g, a, "attention.sliding_window_pattern", &def_period, &p.swa_period)) ||
+      (rc = get_f32(g, a, "rope.freq_base_swa", &def_base, &p.rope_freq_base_swa)))
+    return rc;
+  if (!(p.logit_softcap >= 0.0f) || !isfinite(p.logit_softcap))
+    return hs_set_error(&err, HS_ECORRUPT, "%s.final_logit_softcapping %g is not >= 0", a,
+                        (double)p.logit_softcap);
+  if (p.n_swa > 0 && p.arch != HS_MODEL_ARCH_GEMMA3)
+    return hs_set_error(&err, HS_EINVAL,
+                        "%s.attention.sliding_window is set, but sliding windows are supported "
+                        "only for gemma3",
+                        a);
+  if (!(p.rope_freq_base_swa > 0.0f))
+    return hs_set_error(&err, HS_ECORRUPT, "%s.rope.freq_base_swa %g is not > 0", a,
+                        (double)p.rope_freq_base_swa);
   if ((rc = get_f32(g, a, "rope.freq_base", &def_base, &p.rope_freq_base)) ||
       (rc = get_f32(g, a, "attention.layer_norm_rms_epsilon", &def_eps, &p.rms_norm_eps)) ||
       (rc = get_u32(g, a, "rope.dimension_count", &p.head_dim, &p.n_rot)))

@@ -73,6 +73,38 @@ void hs_op_swiglu(float *out, const float *gate, const float *up, size_t n) {
   }
 }
 
+/* tanh(z) = 1 - 2 / (1 + e^(2z)) for 16 values at once (e^(2z) by the shared polynomial; it
+ * saturates to 0 or infinity, giving -1 or 1). */
+static void tanh16(float *t, size_t m) {
+  for (size_t k = 0; k < 16; k++) t[k] = k < m ? 2.0f * t[k] : 0.0f;
+  hs_op_exp16(t, 0.0f);
+  for (size_t k = 0; k < m; k++) t[k] = 1.0f - 2.0f / (1.0f + t[k]);
+}
+
+void hs_op_geglu(float *out, const float *gate, const float *up, size_t n) {
+  const float c = 0.7978845608028654f; /* sqrt(2/pi) */
+  float t[16];
+  for (size_t i = 0; i < n; i += 16) {
+    size_t m = n - i < 16 ? n - i : 16;
+    for (size_t k = 0; k < m; k++) {
+      float x = gate[i + k];
+      t[k] = c * (x + 0.044715f * x * x * x);
+    }
+    tanh16(t, m);
+    for (size_t k = 0; k < m; k++) out[i + k] = 0.5f * gate[i + k] * (1.0f + t[k]) * up[i + k];
+  }
+}
+
+void hs_op_softcap(float *x, size_t n, float c) {
+  float t[16];
+  for (size_t i = 0; i < n; i += 16) {
+    size_t m = n - i < 16 ? n - i : 16;
+    for (size_t k = 0; k < m; k++) t[k] = x[i + k] / c;
+    tanh16(t, m);
+    for (size_t k = 0; k < m; k++) x[i + k] = c * t[k];
+  }
+}
+
 void hs_op_softmax(float *x, size_t n) {
   float mx = x[0];
   for (size_t i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;

@@ -23,6 +23,11 @@ void hs_op_add(float *x, const float *y, size_t n);
 /* out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)), exp by hs_op_exp16. out may equal
  * gate. */
 void hs_op_swiglu(float *out, const float *gate, const float *up, size_t n);
+/* out[i] = gelu(gate[i]) * up[i], GELU in its tanh form:
+ *   gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).  out may alias gate. */
+void hs_op_geglu(float *out, const float *gate, const float *up, size_t n);
+/* x[i] = c * tanh(x[i] / c)  (final logit soft-capping). */
+void hs_op_softcap(float *x, size_t n, float c);
 
 /* p16[i] = e^x with x = p16[i] - sub, for 16 lanes (the softmax of attention.c, SwiGLU), in plain
  * vector arithmetic (GCC/Clang vector extensions; vector values stay locals, loaded and stored

@@ -13,6 +13,25 @@
  *   [2..18)  uint8 qs[16]                x[j]    = d * ((qs[j] & 15) - 8)     j = 0..15
  *                                        x[j+16] = d * ((qs[j] >> 4) - 8)
  *
+ * Q4_1  (32 elements, 20 bytes)
+ *   [0..2)   f16 d
+ *   [2..4)   f16 m
+ *   [4..20)  uint8 qs[16]                x[j] = d * (qs[j] & 15) + m,  x[j+16] = d * (qs[j] >> 4) + m
+ *
+ * Q5_0  (32 elements, 22 bytes)
+ *   [0..2)   f16 d
+ *   [2..6)   uint32 qh (little-endian): bit j is the fifth bit of element j
+ *   [6..22)  uint8 qs[16]: element j's low four bits in the low nibble of qs[j], element j+16's
+ *            in the high nibble                      x[j] = d * (q[j] - 16),  q = 0..31
+ *
+ * Q5_1  (32 elements, 24 bytes)
+ *   [0..2) f16 d, [2..4) f16 m, [4..8) uint32 qh, [8..24) qs[16] as Q5_0;   x[j] = d * q[j] + m
+ *
+ * IQ4_NL  (32 elements, 18 bytes)
+ *   [0..2)   f16 d
+ *   [2..18)  uint8 qs[16], nibbles as Q4_0, each an index into 16 fixed signed levels
+ *            (hs_quant_iq4nl_levels, from -127 to 113)      x[j] = d * levels[q[j]]
+ *
  * Q4_K  (256 elements, 144 bytes): 8 sub-blocks of 32 elements, each with a 6-bit scale sc[s]
  * and a 6-bit min m[s], both multiplied by the block's f16 super-scales.
  *   [0..2)    f16 d
@@ -54,6 +73,9 @@
 
 #define QK 32 /* elements per Q8_0 / Q4_0 block */
 #define QKK 256 /* elements per K-quant super-block */
+
+const int8_t hs_quant_iq4nl_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                          1,    13,   25,  38,  53,  69,  89,  113};
 
 /* ---- scalar conversions ---- */
 
@@ -131,7 +153,8 @@ static void store_f16(uint8_t *p, uint16_t h) {
 size_t hs_quant_block_elems(int t) {
   switch (t) {
   case HS_QUANT_F32: case HS_QUANT_F16: case HS_QUANT_BF16: return 1;
-  case HS_QUANT_Q4_0: case HS_QUANT_Q8_0: return QK;
+  case HS_QUANT_Q4_0: case HS_QUANT_Q4_1: case HS_QUANT_Q5_0: case HS_QUANT_Q5_1:
+  case HS_QUANT_Q8_0: case HS_QUANT_IQ4_NL: return QK;
   case HS_QUANT_Q4_K: case HS_QUANT_Q6_K: return QKK;
   default: return 0;
   }
@@ -142,7 +165,11 @@ size_t hs_quant_block_bytes(int t) {
   case HS_QUANT_F32: return 4;
   case HS_QUANT_F16: case HS_QUANT_BF16: return 2;
   case HS_QUANT_Q4_0: return 18;
+  case HS_QUANT_Q4_1: return 20;
+  case HS_QUANT_Q5_0: return 22;
+  case HS_QUANT_Q5_1: return 24;
   case HS_QUANT_Q8_0: return 34;
+  case HS_QUANT_IQ4_NL: return 18;
   case HS_QUANT_Q4_K: return 144;
   case HS_QUANT_Q6_K: return 210;
   default: return 0;
@@ -168,6 +195,48 @@ static void deq_q4_0(const uint8_t *b, float *y) {
   for (int j = 0; j < QK / 2; j++) {
     y[j] = (float)((qs[j] & 15) - 8) * d;
     y[j + QK / 2] = (float)((qs[j] >> 4) - 8) * d;
+  }
+}
+
+static void deq_q4_1(const uint8_t *b, float *y) {
+  float d = load_f16(b), m = load_f16(b + 2);
+  const uint8_t *qs = b + 4;
+  for (int j = 0; j < QK / 2; j++) {
+    y[j] = d * (float)(qs[j] & 15) + m;
+    y[j + QK / 2] = d * (float)(qs[j] >> 4) + m;
+  }
+}
+
+/* The 5-bit codes (0..31) of a Q5_0 / Q5_1 block from its qh word and qs bytes. */
+static void q5_codes(const uint8_t *qh4, const uint8_t *qs, int q[QK]) {
+  uint32_t qh = (uint32_t)qh4[0] | (uint32_t)qh4[1] << 8 | (uint32_t)qh4[2] << 16 |
+                (uint32_t)qh4[3] << 24;
+  for (int j = 0; j < QK / 2; j++) {
+    q[j] = (qs[j] & 15) | (int)((qh >> j) & 1u) << 4;
+    q[j + QK / 2] = (qs[j] >> 4) | (int)((qh >> (j + QK / 2)) & 1u) << 4;
+  }
+}
+
+static void deq_q5_0(const uint8_t *b, float *y) {
+  float d = load_f16(b);
+  int q[QK];
+  q5_codes(b + 2, b + 6, q);
+  for (int j = 0; j < QK; j++) y[j] = (float)(q[j] - 16) * d;
+}
+
+static void deq_q5_1(const uint8_t *b, float *y) {
+  float d = load_f16(b), m = load_f16(b + 2);
+  int q[QK];
+  q5_codes(b + 4, b + 8, q);
+  for (int j = 0; j < QK; j++) y[j] = d * (float)q[j] + m;
+}
+
+static void deq_iq4_nl(const uint8_t *b, float *y) {
+  float d = load_f16(b);
+  const uint8_t *qs = b + 2;
+  for (int j = 0; j < QK / 2; j++) {
+    y[j] = d * (float)hs_quant_iq4nl_levels[qs[j] & 15];
+    y[j + QK / 2] = d * (float)hs_quant_iq4nl_levels[qs[j] >> 4];
   }
 }
 
@@ -228,6 +297,10 @@ int hs_quant_dequantize(int t, const void *src, float *dst, size_t n) {
     case HS_QUANT_BF16: *dst = hs_quant_bf16_to_f32((uint16_t)(p[0] | (p[1] << 8))); break;
     case HS_QUANT_Q8_0: deq_q8_0(p, dst); break;
     case HS_QUANT_Q4_0: deq_q4_0(p, dst); break;
+    case HS_QUANT_Q4_1: deq_q4_1(p, dst); break;
+    case HS_QUANT_Q5_0: deq_q5_0(p, dst); break;
+    case HS_QUANT_Q5_1: deq_q5_1(p, dst); break;
+    case HS_QUANT_IQ4_NL: deq_iq4_nl(p, dst); break;
     case HS_QUANT_Q4_K: deq_q4_k(p, dst); break;
     case HS_QUANT_Q6_K: deq_q6_k(p, dst); break;
     default: return HS_EINVAL;
@@ -268,6 +341,98 @@ static void q_q4_0(const float *x, uint8_t *b) {
     /* code = trunc(x/d + 8.5), i.e. round(x/d) + 8, clamped to 0..15 */
     int q0 = round_clamp(floorf(x[j] * id + 8.5f), 0, 15);
     int q1 = round_clamp(floorf(x[j + QK / 2] * id + 8.5f), 0, 15);
+    b[2 + j] = (uint8_t)(q0 | (q1 << 4));
+  }
+}
+
+/* min and max of a block (NaN ignored) */
+static void block_range(const float *x, float *lo, float *hi) {
+  *lo = INFINITY;
+  *hi = -INFINITY;
+  for (int j = 0; j < QK; j++) {
+    if (x[j] < *lo) *lo = x[j];
+    if (x[j] > *hi) *hi = x[j];
+  }
+  if (*lo > *hi) *lo = *hi = 0.0f; /* all NaN */
+}
+
+static void q_q4_1(const float *x, uint8_t *b) {
+  float lo, hi;
+  block_range(x, &lo, &hi);
+  float d = (hi - lo) / 15.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+  store_f16(b, hs_quant_f32_to_fp16(d));
+  store_f16(b + 2, hs_quant_f32_to_fp16(lo));
+  for (int j = 0; j < QK / 2; j++) {
+    int q0 = round_clamp(floorf((x[j] - lo) * id + 0.5f), 0, 15);
+    int q1 = round_clamp(floorf((x[j + QK / 2] - lo) * id + 0.5f), 0, 15);
+    b[4 + j] = (uint8_t)(q0 | (q1 << 4));
+  }
+}
+
+/* Stores 5-bit codes q[32] as qh (4 bytes) and qs (16 bytes). */
+static void q5_store(const int q[QK], uint8_t *qh4, uint8_t *qs) {
+  uint32_t qh = 0;
+  for (int j = 0; j < QK / 2; j++) {
+    qs[j] = (uint8_t)((q[j] & 15) | ((q[j + QK / 2] & 15) << 4));
+    qh |= (uint32_t)(q[j] >> 4) << j;
+    qh |= (uint32_t)(q[j + QK / 2] >> 4) << (j + QK / 2);
+  }
+  for (int k = 0; k < 4; k++) qh4[k] = (uint8_t)(qh >> (8 * k));
+}
+
+static void q_q5_0(const float *x, uint8_t *b) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < QK; j++)
+    if (fabsf(x[j]) > amax) {
+      amax = fabsf(x[j]);
+      max = x[j];
+    }
+  float d = max / -16.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+  store_f16(b, hs_quant_f32_to_fp16(d));
+  int q[QK];
+  for (int j = 0; j < QK; j++) q[j] = round_clamp(floorf(x[j] * id + 16.5f), 0, 31);
+  q5_store(q, b + 2, b + 6);
+}
+
+static void q_q5_1(const float *x, uint8_t *b) {
+  float lo, hi;
+  block_range(x, &lo, &hi);
+  float d = (hi - lo) / 31.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+  store_f16(b, hs_quant_f32_to_fp16(d));
+  store_f16(b + 2, hs_quant_f32_to_fp16(lo));
+  int q[QK];
+  for (int j = 0; j < QK; j++) q[j] = round_clamp(floorf((x[j] - lo) * id + 0.5f), 0, 31);
+  q5_store(q, b + 4, b + 8);
+}
+
+/* The index of the level nearest to v (the first of two equally near). */
+static int iq4nl_nearest(float v) {
+  int best = 0;
+  float bd = INFINITY;
+  for (int k = 0; k < 16; k++) {
+    float dist = fabsf(v - (float)hs_quant_iq4nl_levels[k]);
+    if (dist < bd) {
+      bd = dist;
+      best = k;
+    }
+  }
+  return best;
+}
+
+static void q_iq4_nl(const float *x, uint8_t *b) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < QK; j++)
+    if (fabsf(x[j]) > amax) {
+      amax = fabsf(x[j]);
+      max = x[j];
+    }
+  /* the largest magnitude lands on the extreme level of its sign */
+  float d = max < 0 ? max / -127.0f : max / 113.0f;
+  uint16_t dh = hs_quant_f32_to_fp16(d);
+  float dr = hs_quant_fp16_to_f32(dh), id = dr != 0.0f ? 1.0f / dr : 0.0f;
+  store_f16(b, dh);
+  for (int j = 0; j < QK / 2; j++) {
+    int q0 = iq4nl_nearest(x[j] * id), q1 = iq4nl_nearest(x[j + QK / 2] * id);
     b[2 + j] = (uint8_t)(q0 | (q1 << 4));
   }
 }
@@ -349,6 +514,10 @@ int hs_quant_quantize(int t, const float *src, void *dst, size_t n) {
     case HS_QUANT_BF16: store_f16(p, hs_quant_f32_to_bf16(*src)); break;
     case HS_QUANT_Q8_0: q_q8_0(src, p); break;
     case HS_QUANT_Q4_0: q_q4_0(src, p); break;
+    case HS_QUANT_Q4_1: q_q4_1(src, p); break;
+    case HS_QUANT_Q5_0: q_q5_0(src, p); break;
+    case HS_QUANT_Q5_1: q_q5_1(src, p); break;
+    case HS_QUANT_IQ4_NL: q_iq4_nl(src, p); break;
     case HS_QUANT_Q4_K: q_q4_k(src, p); break;
     case HS_QUANT_Q6_K: q_q6_k(src, p); break;
     default: return HS_EINVAL;

@@ -104,7 +104,8 @@ typedef enum hs_pre_type {
   HS_PRE_DEFAULT = 0,
   HS_PRE_LLAMA3 = 1,
   HS_PRE_QWEN2 = 2,
-  HS_PRE_GPT2 = 3
+  HS_PRE_GPT2 = 3,
+  HS_PRE_STARCODER = 4 /* every digit alone, then GPT-2's regex (SmolLM, StarCoder) */
 } hs_pre_type;
 
 typedef struct hs_pretok hs_pretok;

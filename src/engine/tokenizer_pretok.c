@@ -5,7 +5,8 @@
  * one after the other: the first cuts the text, the second cuts each of those pieces, and so on;
  * at every stage the text between two matches is a piece too, so the pieces always cover the
  * text, and a lookahead sees only its own piece. Llama 3, Qwen2 and GPT-2 use one regex;
- * llama.cpp's "default" uses four.
+ * llama.cpp's "default" uses four; StarCoder's (also SmolLM's) cuts every digit alone, then
+ * applies GPT-2's.
  *
  * The regexes are those of llama.cpp with two rewrites that keep their meaning and pin down
  * details where engines differ:
@@ -54,6 +55,8 @@ static const char re_gpt2[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^"
 static const char re_punct[] = "[\\p{P}\\$\\+<=>\\^~\\|]+";
 static const char re_digits[] = "\\p{N}+";
 static const char re_three[] = "[0-9][0-9][0-9]";
+/* StarCoder / SmolLM: single digits first */
+static const char re_digit[] = "\\p{N}";
 
 #define MAX_STAGES 4
 
@@ -75,7 +78,8 @@ static const struct {
     {"falcon3", HS_PRE_LLAMA3},   {"qwen2", HS_PRE_QWEN2},        {"megrez", HS_PRE_QWEN2},
     {"deepseek-r1-qwen", HS_PRE_QWEN2}, {"default", HS_PRE_DEFAULT}, {"gpt-2", HS_PRE_GPT2},
     {"phi-2", HS_PRE_GPT2},       {"roberta-bpe", HS_PRE_GPT2},   {"mpt", HS_PRE_GPT2},
-    {"olmo", HS_PRE_GPT2},        {"jais", HS_PRE_GPT2},
+    {"olmo", HS_PRE_GPT2},        {"jais", HS_PRE_GPT2},          {"smollm", HS_PRE_STARCODER},
+    {"starcoder", HS_PRE_STARCODER},
 };
 
 int hs_pretok_lookup(const char *name, size_t len, hs_pre_type *type) {
@@ -93,7 +97,7 @@ int hs_pretok_lookup(const char *name, size_t len, hs_pre_type *type) {
                       "unknown pre-tokenizer '%.*s' in 'tokenizer.ggml.pre' (supported: "
                       "llama-bpe (also llama3, llama-v3, falcon3), qwen2 (also megrez, "
                       "deepseek-r1-qwen), default, gpt-2 (also phi-2, roberta-bpe, mpt, olmo, "
-                      "jais))",
+                      "jais), smollm (also starcoder))",
                       len > 64 ? 64 : (int)len, name);
 }
 
@@ -102,6 +106,7 @@ const char *hs_pretok_type_name(hs_pre_type type) {
   case HS_PRE_LLAMA3: return "llama-bpe";
   case HS_PRE_QWEN2: return "qwen2";
   case HS_PRE_GPT2: return "gpt-2";
+  case HS_PRE_STARCODER: return "smollm";
   case HS_PRE_DEFAULT: return "default";
   }
   return "default";
@@ -135,6 +140,10 @@ int hs_pretok_create(hs_pre_type type, hs_pretok **out) {
   case HS_PRE_LLAMA3: stages[n++] = re_llama3; break;
   case HS_PRE_QWEN2: stages[n++] = re_qwen2; break;
   case HS_PRE_GPT2: stages[n++] = re_gpt2; break;
+  case HS_PRE_STARCODER:
+    stages[n++] = re_digit;
+    stages[n++] = re_gpt2;
+    break;
   case HS_PRE_DEFAULT:
     stages[n++] = re_punct;
     stages[n++] = re_gpt2;

@@ -2,7 +2,8 @@
 """quant_ref.py: an independent NumPy reference for dequantizing GGUF/ggml tensor types.
 
 Usage: /usr/bin/python3 quant_ref.py TYPE IN OUT
-  TYPE  ggml type id (0 F32, 1 F16, 2 Q4_0, 8 Q8_0, 12 Q4_K, 14 Q6_K, 30 BF16) or its name
+  TYPE  ggml type id (0 F32, 1 F16, 2 Q4_0, 3 Q4_1, 6 Q5_0, 7 Q5_1, 8 Q8_0, 12 Q4_K, 14 Q6_K,
+        20 IQ4_NL, 30 BF16) or its name
   IN    file of packed raw blocks (little-endian, as stored in a GGUF tensor)
   OUT   written with the decoded values as little-endian float32
 
@@ -22,7 +23,11 @@ TYPES = {
     0: ("F32", 1, 4),
     1: ("F16", 1, 2),
     2: ("Q4_0", 32, 18),
+    3: ("Q4_1", 32, 20),
+    6: ("Q5_0", 32, 22),
+    7: ("Q5_1", 32, 24),
     8: ("Q8_0", 32, 34),
+    20: ("IQ4_NL", 32, 18),
     12: ("Q4_K", 256, 144),
     14: ("Q6_K", 256, 210),
     30: ("BF16", 1, 2),
@@ -63,6 +68,46 @@ def deq_q4_0(blk):  # blk: uint8 [nb, 18]
     hi = (qs >> 4).astype(np.int32) - 8  # elements 16..31
     q = np.concatenate([lo, hi], axis=1).astype(F32)  # [nb, 32]
     return d[:, None] * q
+
+
+def nibbles(qs):
+    """uint8 [nb, 16] -> int32 [nb, 32]: low nibbles are elements 0..15, high ones 16..31."""
+    return np.concatenate([(qs & 0x0F), (qs >> 4)], axis=1).astype(np.int32)
+
+
+def fifth_bits(qh4):
+    """uint8 [nb, 4] (a little-endian uint32) -> int32 [nb, 32]: bit j of the word, times 16."""
+    word = np.ascontiguousarray(qh4).view("<u4")[:, 0].astype(np.int64)  # [nb]
+    j = np.arange(32, dtype=np.int64)
+    return (((word[:, None] >> j[None, :]) & 1) << 4).astype(np.int32)
+
+
+def deq_q4_1(blk):  # f16 d, f16 m, qs[16]: d * q + m
+    d, m = f16(blk[:, 0:2]), f16(blk[:, 2:4])
+    q = nibbles(blk[:, 4:20]).astype(F32)
+    return d[:, None] * q + m[:, None]
+
+
+def deq_q5_0(blk):  # f16 d, qh[4], qs[16]: d * (q - 16)
+    d = f16(blk[:, 0:2])
+    q = (nibbles(blk[:, 6:22]) | fifth_bits(blk[:, 2:6])) - 16
+    return d[:, None] * q.astype(F32)
+
+
+def deq_q5_1(blk):  # f16 d, f16 m, qh[4], qs[16]: d * q + m
+    d, m = f16(blk[:, 0:2]), f16(blk[:, 2:4])
+    q = nibbles(blk[:, 8:24]) | fifth_bits(blk[:, 4:8])
+    return d[:, None] * q.astype(F32) + m[:, None]
+
+
+# ggml's kvalues_iq4nl: the 16 signed levels an IQ4_NL / IQ4_XS nibble indexes
+IQ4NL_LEVELS = np.array([-127, -104, -83, -65, -49, -35, -22, -10,
+                         1, 13, 25, 38, 53, 69, 89, 113], dtype=np.int32)
+
+
+def deq_iq4_nl(blk):  # f16 d, qs[16]: d * levels[q]
+    d = f16(blk[:, 0:2])
+    return d[:, None] * IQ4NL_LEVELS[nibbles(blk[:, 2:18])].astype(F32)
 
 
 def q4k_scales_mins(s12):
@@ -120,7 +165,8 @@ def dequantize(tid, data):
     if name == "BF16":
         return (raw.view("<u2").astype(np.uint32) << 16).view(F32)
     blk = raw.reshape(-1, bb)
-    fn = {"Q8_0": deq_q8_0, "Q4_0": deq_q4_0, "Q4_K": deq_q4_k, "Q6_K": deq_q6_k}[name]
+    fn = {"Q8_0": deq_q8_0, "Q4_0": deq_q4_0, "Q4_K": deq_q4_k, "Q6_K": deq_q6_k,
+          "Q4_1": deq_q4_1, "Q5_0": deq_q5_0, "Q5_1": deq_q5_1, "IQ4_NL": deq_iq4_nl}[name]
     return fn(blk).astype(F32).reshape(-1)
 
 

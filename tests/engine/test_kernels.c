@@ -36,8 +36,9 @@
 #include "hswarm/quant.h"
 #include "support/counting_alloc.h"
 
-static const int all_types[] = {HS_QUANT_F32, HS_QUANT_F16, HS_QUANT_BF16, HS_QUANT_Q8_0,
-                                HS_QUANT_Q4_0, HS_QUANT_Q4_K, HS_QUANT_Q6_K};
+static const int all_types[] = {HS_QUANT_F32,  HS_QUANT_F16,  HS_QUANT_BF16, HS_QUANT_Q8_0,
+                                HS_QUANT_Q4_0, HS_QUANT_Q4_K, HS_QUANT_Q6_K, HS_QUANT_Q4_1,
+                                HS_QUANT_Q5_0, HS_QUANT_Q5_1, HS_QUANT_IQ4_NL};
 #define N_TYPES (sizeof all_types / sizeof *all_types)
 
 static uint64_t rng_state = 0x243f6a8885a308d3ull;
@@ -89,7 +90,14 @@ static uint8_t *random_weights(int type, size_t n_rows, size_t n_cols) {
       break;
     }
     case HS_QUANT_Q8_0:
-    case HS_QUANT_Q4_0: put_f16(p, s); break;
+    case HS_QUANT_Q4_0:
+    case HS_QUANT_Q5_0:
+    case HS_QUANT_IQ4_NL: put_f16(p, s); break;
+    case HS_QUANT_Q4_1:
+    case HS_QUANT_Q5_1:
+      put_f16(p, fabsf(s));
+      put_f16(p + 2, s * 8.0f); /* a min of either sign */
+      break;
     case HS_QUANT_Q4_K:
       put_f16(p, fabsf(s));
       put_f16(p + 2, fabsf(s) * 0.5f);
@@ -112,7 +120,8 @@ static float *random_x(size_t n) {
 
 static size_t act_block(int type) {
   switch (type) {
-  case HS_QUANT_Q8_0: case HS_QUANT_Q4_0: return 32;
+  case HS_QUANT_Q8_0: case HS_QUANT_Q4_0: case HS_QUANT_Q4_1: case HS_QUANT_Q5_0:
+  case HS_QUANT_Q5_1: case HS_QUANT_IQ4_NL: return 32;
   case HS_QUANT_Q4_K: case HS_QUANT_Q6_K: return 256;
   default: return 0;
   }
@@ -203,8 +212,9 @@ static void test_ref_vs_dequant(void **state) {
 /* The tight bound is not vacuous: one corrupted sub-block is far outside it. */
 static void test_ref_check_is_sensitive(void **state) {
   (void)state;
-  static const int types[] = {HS_QUANT_Q8_0, HS_QUANT_Q4_0, HS_QUANT_Q4_K, HS_QUANT_Q6_K};
-  for (size_t i = 0; i < 4; i++) {
+  static const int types[] = {HS_QUANT_Q8_0, HS_QUANT_Q4_0, HS_QUANT_Q4_K, HS_QUANT_Q6_K,
+                              HS_QUANT_Q4_1, HS_QUANT_Q5_0, HS_QUANT_Q5_1, HS_QUANT_IQ4_NL};
+  for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
     int type = types[i];
     size_t n_cols = 2 * 256;
     uint8_t *w = random_weights(type, 1, n_cols);
@@ -595,7 +605,7 @@ static void test_args(void **state) {
   hs_cpu_scratch s = {0};
   float x[64] = {0}, y[8];
   uint8_t w[4096] = {0};
-  assert_int_equal(hs_cpu_matmul(NULL, &s, 3, w, 1, 32, x, 1, y, 1), HS_EINVAL);  /* no type 3 */
+  assert_int_equal(hs_cpu_matmul(NULL, &s, 9, w, 1, 32, x, 1, y, 1), HS_EINVAL);  /* no type 9 (Q8_1) */
   assert_int_equal(hs_cpu_matmul(NULL, &s, HS_QUANT_Q8_0, w, 1, 48, x, 1, y, 1), HS_EINVAL);
   assert_msg_has(hs_cpu_last_error(), "48");
   assert_int_equal(hs_cpu_matmul(NULL, &s, HS_QUANT_Q4_K, w, 1, 32, x, 1, y, 1), HS_EINVAL);

@@ -134,6 +134,10 @@ static const hs_cpu_kernel *kernel_for(hs_cpu_isa isa, int type) {
   case HS_QUANT_Q4_0: return hs_cpu_kernel_q4_0(isa);
   case HS_QUANT_Q4_K: return hs_cpu_kernel_q4_k(isa);
   case HS_QUANT_Q6_K: return hs_cpu_kernel_q6_k(isa);
+  case HS_QUANT_Q4_1: return hs_cpu_kernel_q4_1(isa);
+  case HS_QUANT_Q5_0: return hs_cpu_kernel_q5_0(isa);
+  case HS_QUANT_Q5_1: return hs_cpu_kernel_q5_1(isa);
+  case HS_QUANT_IQ4_NL: return hs_cpu_kernel_iq4_nl(isa);
   default: return NULL;
   }
 }

@@ -107,6 +107,10 @@ const hs_cpu_kernel *hs_cpu_kernel_q8_0(hs_cpu_isa isa);
 const hs_cpu_kernel *hs_cpu_kernel_q4_0(hs_cpu_isa isa);
 const hs_cpu_kernel *hs_cpu_kernel_q4_k(hs_cpu_isa isa);
 const hs_cpu_kernel *hs_cpu_kernel_q6_k(hs_cpu_isa isa);
+const hs_cpu_kernel *hs_cpu_kernel_q4_1(hs_cpu_isa isa);   /* quant_block32.c */
+const hs_cpu_kernel *hs_cpu_kernel_q5_0(hs_cpu_isa isa);   /* quant_block32.c */
+const hs_cpu_kernel *hs_cpu_kernel_q5_1(hs_cpu_isa isa);   /* quant_block32.c */
+const hs_cpu_kernel *hs_cpu_kernel_iq4_nl(hs_cpu_isa isa); /* quant_block32.c */
 
 /* ---- activation quantization (act_quant.c) ---- */
 
