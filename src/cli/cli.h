@@ -70,6 +70,16 @@ int cli_stderr_is_tty(void);
  * the install prefix's share/hswarm. Returns the directory holding `rel`, or NULL. */
 const char *cli_data_dir(const char *rel);
 
+/* The value of -m/--model: a path as given, or a model NAME ("smollm2-135m-instruct") found as
+ * NAME.gguf in the models folders: $HS_MODELS_DIR, then the build tree's .deps/models (where
+ * tools/models.sh puts the published models), then the install prefix's share/hswarm/models.
+ * An argument that names an existing file, contains '/' or ends in ".gguf" is a path. Returns
+ * arg itself when no folder has the name (opening it then fails naming arg), else a path that
+ * stays valid for the process (at most 16 names are resolved). */
+const char *cli_model_path(const char *arg);
+/* The models folders above, in order, NULL-terminated (entries that are not set are left out). */
+const char *const *cli_model_dirs(void);
+
 /* The whole of a file ("-": standard input), NUL-terminated, at most CLI_MAX_FILE bytes; free
  * it with hs_free. NULL after cli_fail naming the file and the reason. */
 #define CLI_MAX_FILE (64u << 20)

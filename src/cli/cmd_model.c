@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dirent.h>
+#include <sys/stat.h>
+
 #include "cli/cli.h"
 #include "cli/synth_vocab.h"
 #include "hswarm/error.h"
@@ -20,7 +23,8 @@
 #include "hswarm/synth.h"
 
 #define USAGE                                                                                  \
-  "usage: hswarm model info -m FILE [--json]\n"                                                \
+  "usage: hswarm model info -m FILE|NAME [--json]\n"                                           \
+  "       hswarm model list [--json]\n"                                                        \
   "       hswarm model synth (--preset NAME | --arch llama|qwen2 --dim N --layers N --heads N\n" \
   "                          [--kv-heads N] --ffn N --vocab N) [--ctx N] [--rope-base F]\n"     \
   "                          [--rope-scaling none|llama3|llama3-tensor] [--tied] [--type T]\n"  \
@@ -117,6 +121,126 @@ static void print_json(const char *path, const hs_model_params *p, const type_hi
          p->kv_bytes_per_token * p->n_ctx_train);
 }
 
+/* The tensor-type histogram of g into *h; returns the number of tensors. */
+static size_t count_types(const hs_gguf *g, type_hist *h) {
+  memset(h, 0, sizeof *h);
+  size_t n = hs_gguf_tensor_count(g);
+  for (size_t i = 0; i < n; i++) {
+    const hs_gguf_tensor *t = hs_gguf_tensor_get(g, i);
+    if (t->type < MAX_TYPE) {
+      h->count[t->type]++;
+      h->bytes[t->type] += t->size;
+    }
+    if (!strcmp(t->name, "rope_freqs.weight")) h->rope_freqs = true;
+  }
+  return n;
+}
+
+/* ---- model list ---- */
+
+static int by_name(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* One installed model: a line, or a JSON object (first: no comma before it). */
+static void list_one(const char *dir, const char *file, int json, int first) {
+  char path[4096], name[256];
+  snprintf(path, sizeof path, "%s/%s", dir, file);
+  snprintf(name, sizeof name, "%.*s", (int)(strlen(file) - 5), file);
+  struct stat st;
+  uint64_t size = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+  hs_gguf *g = NULL;
+  hs_model_params p;
+  const char *why = NULL;
+  if (hs_gguf_open(path, &g) != 0) why = hs_gguf_last_error();
+  else if (hs_model_params_read(g, &p) != 0) why = hs_model_last_error();
+  type_hist h;
+  if (g) count_types(g, &h);
+  if (json) {
+    printf("%s{\"name\":", first ? "" : ",");
+    cli_json_string(stdout, name);
+    printf(",\"path\":");
+    cli_json_string(stdout, path);
+    printf(",\"bytes\":%" PRIu64, size);
+    if (why) {
+      printf(",\"error\":");
+      cli_json_string(stdout, why);
+    } else {
+      printf(",\"architecture\":\"%s\",\"n_params\":%" PRIu64 ",\"tensor_types\":{", p.arch_name,
+             p.n_params);
+      for (uint32_t t = 0, k = 0; t < MAX_TYPE; t++)
+        if (h.count[t]) printf("%s\"%s\":%" PRIu64, k++ ? "," : "", hs_gguf_type_name(t), h.count[t]);
+      printf("}");
+    }
+    printf("}");
+  } else {
+    char b[32];
+    human_bytes(b, sizeof b, size);
+    printf("%-24s %11s  ", name, b);
+    if (why) {
+      printf("unreadable: %s\n", why);
+    } else {
+      printf("%-7s %6.1f M params  ", p.arch_name, (double)p.n_params / 1e6);
+      for (uint32_t t = 0, k = 0; t < MAX_TYPE; t++)
+        if (h.count[t]) printf("%s%s x%" PRIu64, k++ ? ", " : "", hs_gguf_type_name(t), h.count[t]);
+      printf("\n");
+    }
+  }
+  if (g) hs_gguf_close(g);
+}
+
+static int model_list(int argc, char **argv) {
+  int json = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--json")) {
+      json = 1;
+    } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      fputs(USAGE "\nLists the models that -m NAME finds (NAME.gguf in these folders, in order:\n"
+                  "$HS_MODELS_DIR, the build tree's .deps/models, where tools/models.sh puts the\n"
+                  "published models, and the install prefix's share/hswarm/models), with their\n"
+                  "size, architecture, parameters and tensor types.\n",
+            stdout);
+      return 0;
+    } else {
+      fprintf(stderr, "hswarm model list: unknown argument '%s'\n" USAGE, argv[i]);
+      return EXIT_USAGE;
+    }
+  }
+  if (json) printf("{\"dirs\":[");
+  int k = 0;
+  for (const char *const *d = cli_model_dirs(); *d; d++) {
+    if (json) {
+      printf("%s", k++ ? "," : "");
+      cli_json_string(stdout, *d);
+    }
+  }
+  if (json) printf("],\"models\":[");
+  int first = 1, n = 0;
+  for (const char *const *d = cli_model_dirs(); *d; d++) {
+    DIR *dir = opendir(*d);
+    if (!dir) continue;
+    char *names[1024];
+    size_t nn = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) && nn < 1024) {
+      size_t len = strlen(e->d_name);
+      if (len > 5 && !strcmp(e->d_name + len - 5, ".gguf")) names[nn++] = strdup(e->d_name);
+    }
+    closedir(dir);
+    qsort(names, nn, sizeof names[0], by_name);
+    if (!json && nn) printf("%s:\n", *d);
+    for (size_t i = 0; i < nn; i++) {
+      if (names[i]) list_one(*d, names[i], json, first);
+      first = 0;
+      n++;
+      free(names[i]);
+    }
+  }
+  if (json) printf("]}\n");
+  else if (!n) printf("no models installed (tools/models.sh fetches the published ones)\n");
+  return 0;
+}
+
 static int model_info(int argc, char **argv) {
   const char *path = NULL;
   int json = 0;
@@ -158,17 +282,8 @@ static int model_info(int argc, char **argv) {
     hs_gguf_close(g);
     return EXIT_ERROR;
   }
-  static type_hist h; /* zeroed; one call per process */
-  memset(&h, 0, sizeof h);
-  size_t n = hs_gguf_tensor_count(g);
-  for (size_t i = 0; i < n; i++) {
-    const hs_gguf_tensor *t = hs_gguf_tensor_get(g, i);
-    if (t->type < MAX_TYPE) {
-      h.count[t->type]++;
-      h.bytes[t->type] += t->size;
-    }
-    if (!strcmp(t->name, "rope_freqs.weight")) h.rope_freqs = true;
-  }
+  static type_hist h; /* one call per process */
+  size_t n = count_types(g, &h);
   if (json)
     print_json(path, &p, &h, n);
   else
@@ -381,6 +496,7 @@ static int model_synth(int argc, char **argv) {
 
 int cmd_model(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "info")) return model_info(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "list")) return model_list(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "synth")) return model_synth(argc - 1, argv + 1);
   if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
     fputs(USAGE, stdout);

@@ -52,6 +52,13 @@ int main(int argc, char **argv) {
     return EXIT_USAGE;
   }
   const char *cmd = argv[1];
+  /* -m/--model NAME: every command takes a published model's name where it takes a file (the
+   * options stop at "--", after which arguments are the command's own text) */
+  for (int i = 2; i + 1 < argc && strcmp(argv[i], "--"); i++)
+    if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
+      argv[i + 1] = (char *)cli_model_path(argv[i + 1]);
+      i++;
+    }
   if (!strcmp(cmd, "demo")) return cmd_demo(argc - 1, argv + 1);
   if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
   if (!strcmp(cmd, "replay")) return cmd_replay(argc - 1, argv + 1);

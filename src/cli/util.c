@@ -111,6 +111,48 @@ const char *cli_data_dir(const char *rel) {
   return NULL;
 }
 
+const char *const *cli_model_dirs(void) {
+  static char env[4096], build[4096], share[4096];
+  static const char *dirs[4];
+  size_t n = 0;
+  const char *e = getenv("HS_MODELS_DIR");
+  if (e && *e) {
+    snprintf(env, sizeof env, "%s", e);
+    dirs[n++] = env;
+  }
+#ifdef HS_SOURCE_DIR
+  snprintf(build, sizeof build, "%s/.deps/models", HS_SOURCE_DIR);
+  dirs[n++] = build;
+#endif
+#ifdef HS_INSTALL_DATADIR
+  snprintf(share, sizeof share, "%s/models", HS_INSTALL_DATADIR);
+  dirs[n++] = share;
+#endif
+  (void)build;
+  (void)share;
+  dirs[n] = NULL;
+  return dirs;
+}
+
+const char *cli_model_path(const char *arg) {
+  static char found[16][4096];
+  static int n_found;
+  struct stat st;
+  size_t len = strlen(arg);
+  if (stat(arg, &st) == 0 || strchr(arg, '/') || (len >= 5 && !strcmp(arg + len - 5, ".gguf")))
+    return arg;
+  if (n_found == 16) return arg;
+  for (const char *const *d = cli_model_dirs(); *d; d++) {
+    char *path = found[n_found];
+    snprintf(path, sizeof found[0], "%s/%s.gguf", *d, arg);
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+      n_found++;
+      return path;
+    }
+  }
+  return arg;
+}
+
 char *cli_read_file(const char *path, size_t *len) {
   FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
   if (!f) {

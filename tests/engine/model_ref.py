@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""model_ref.py: an independent PyTorch reference of the Llama / Qwen2 forward pass on GGUF files.
+"""model_ref.py: an independent PyTorch reference of the Llama / Qwen2 / Qwen3 / Gemma 3 forward pass
+on GGUF files.
 
 Usage (run with Debian's interpreter, /usr/bin/python3, which has torch and numpy):
   model_ref.py logits MODEL.gguf OUT TOKEN...
@@ -35,6 +36,20 @@ published in papers and model cards) and GGUF's conventions, not from the C engi
   logits = (rmsnorm(x) * output_norm) Wout^T, Wout = output.weight, or token_embd.weight when the
   file has no output.weight (tied embeddings)
 
+Qwen3 (the Qwen3 model card and reference code): Llama with NeoX RoPE, no biases, the head size
+from attention.key_length (so q is n_head * head_dim wide, not n_embd), and each head of q and k
+RMS-normalised (weights attn_q_norm / attn_k_norm [head_dim]) before RoPE.
+
+Gemma 3 (Google's gemma_pytorch reference and the Gemma 3 report): as Qwen3's attention, plus
+  x = token_embd[token] * sqrt(n_embd)
+  per layer: x = x + rmsnorm(attention(...)) * post_attention_norm
+             x = x + rmsnorm(ffn(...)) * post_ffw_norm,  ffn = (gelu_tanh(h Wgate^T) * h Wup^T) Wdown^T
+  scores scaled by 1 / sqrt(head_dim) (query_pre_attn_scalar = head_dim for every size but 27B);
+  local layers (all but every sliding_window_pattern-th, default 6) attend only to the last
+  sliding_window positions (j > p - window) and use RoPE base rope.freq_base_swa (default
+  10000); global layers use rope.freq_base; optional final_logit_softcapping c: c tanh(l / c).
+  GGUF stores Gemma's norm weights with the 1 already added (HF computes x * (1 + w)).
+
 A GGUF tensor with ne = [n_in, n_out] is a row-major matrix of n_out rows of n_in (gguf_ref gives
 it shape [n_out, n_in]), so a linear layer is h @ W.T.
 
@@ -66,7 +81,8 @@ torch.set_num_threads(os.cpu_count())
 DT = torch.float64
 
 
-QUANT_ACT_BLOCK = {2: 32, 8: 32, 12: 256, 14: 256}  # Q4_0, Q8_0, Q4_K, Q6_K
+# Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL; Q4_K, Q6_K
+QUANT_ACT_BLOCK = {2: 32, 3: 32, 6: 32, 7: 32, 8: 32, 20: 32, 12: 256, 14: 256}
 
 
 def quant_act(h, block):
@@ -89,17 +105,29 @@ class Model:
         g = gguf_ref.GGUF(path)
         kv = g.kv
         self.arch = arch = kv["general.architecture"]
-        if arch not in ("llama", "qwen2"):
+        if arch not in ("llama", "qwen2", "qwen3", "gemma3"):
             raise ValueError("unsupported architecture %r" % arch)
+        gemma = arch == "gemma3"
+        self.gemma = gemma
         self.n_embd = kv[arch + ".embedding_length"]
         self.n_layer = kv[arch + ".block_count"]
         self.n_head = kv[arch + ".attention.head_count"]
         self.n_head_kv = kv.get(arch + ".attention.head_count_kv", self.n_head)
-        self.head_dim = self.n_embd // self.n_head
+        self.head_dim = kv.get(arch + ".attention.key_length", self.n_embd // self.n_head)
         self.n_rot = kv.get(arch + ".rope.dimension_count", self.head_dim)
-        self.eps = float(kv.get(arch + ".attention.layer_norm_rms_epsilon", 1e-5))
+        self.eps = float(kv.get(arch + ".attention.layer_norm_rms_epsilon", 1e-6 if gemma else 1e-5))
         base = float(kv.get(arch + ".rope.freq_base", 10000.0))
-        self.neox = arch == "qwen2"
+        self.neox = arch != "llama"
+        self.scale = 1.0 / math.sqrt(self.head_dim)
+        if gemma and self.n_layer == 62:
+            self.scale = 1.0 / math.sqrt(self.n_embd // self.n_head)
+        self.embed_scale = math.sqrt(self.n_embd) if gemma else 1.0
+        self.softcap = float(kv.get(arch + ".final_logit_softcapping", 0.0))
+        self.window = kv.get(arch + ".attention.sliding_window", 0) if gemma else 0
+        period = kv.get(arch + ".attention.sliding_window_pattern", 6)
+        self.is_swa = [bool(self.window) and (period == 0 or i % period != period - 1)
+                       for i in range(self.n_layer)]
+        base_swa = float(kv.get(arch + ".rope.freq_base_swa", 10000.0))
 
         def t(name):
             return torch.from_numpy(g.array(name).astype(np.float64))
@@ -125,6 +153,9 @@ class Model:
             for k in ("attn_q", "attn_k", "attn_v"):
                 name = p + k + ".bias"
                 L[k + "_b"] = t(name) if name in g.tensors else None
+            for k in ("attn_q_norm", "attn_k_norm", "post_attention_norm", "post_ffw_norm"):
+                name = p + k + ".weight"
+                L[k] = t(name) if name in g.tensors else None
             self.layers.append(L)
 
         # rotary frequencies, [n_rot/2]
@@ -149,6 +180,7 @@ class Model:
                     out.append((1 - s) * th / factor + s * th)
             theta = torch.tensor(out, dtype=DT)
         self.theta = theta
+        self.theta_swa = base_swa ** (-2.0 * i / self.n_rot)
 
     def _note(self, g, name, w):
         b = QUANT_ACT_BLOCK.get(g.tensors[name].type)
@@ -165,9 +197,9 @@ class Model:
     def rmsnorm(self, x, w):
         return x / torch.sqrt((x * x).mean(-1, keepdim=True) + self.eps) * w
 
-    def rope(self, x, pos):
+    def rope(self, x, pos, theta):
         """x [T, H, head_dim], pos [T]: rotate the first n_rot dimensions."""
-        ang = pos.to(DT)[:, None] * self.theta[None, :]          # [T, n_rot/2]
+        ang = pos.to(DT)[:, None] * theta[None, :]               # [T, n_rot/2]
         c, s = torch.cos(ang)[:, None, :], torch.sin(ang)[:, None, :]
         x = x.clone()
         r = self.n_rot
@@ -185,32 +217,52 @@ class Model:
         """All positions of one sequence starting at position 0: (logits [T, n_vocab],
         hidden [T, n_embd])."""
         T = len(tokens)
-        x = self.embd[torch.tensor(tokens, dtype=torch.long)]    # [T, n_embd]
+        x = self.embd[torch.tensor(tokens, dtype=torch.long)] * self.embed_scale  # [T, n_embd]
         pos = torch.arange(T)
         hd, H, Hkv = self.head_dim, self.n_head, self.n_head_kv
         mask = torch.full((T, T), float("-inf"), dtype=DT).triu(1)
-        for L in self.layers:
+        if self.window:
+            # local layers: also -inf where j <= p - window
+            far = torch.full((T, T), float("-inf"), dtype=DT).tril(-self.window)
+            mask_swa = mask + far
+        for il, L in enumerate(self.layers):
+            swa = self.is_swa[il]
+            theta = self.theta_swa if swa else self.theta
             h = self.rmsnorm(x, L["attn_norm"])
             q, k, v = self.lin(h, L["attn_q"]), self.lin(h, L["attn_k"]), self.lin(h, L["attn_v"])
             if L["attn_q_b"] is not None:
                 q, k, v = q + L["attn_q_b"], k + L["attn_k_b"], v + L["attn_v_b"]
-            q = self.rope(q.view(T, H, hd), pos)
-            k = self.rope(k.view(T, Hkv, hd), pos)
+            q, k = q.view(T, H, hd), k.view(T, Hkv, hd)
+            if L["attn_q_norm"] is not None:
+                q, k = self.rmsnorm(q, L["attn_q_norm"]), self.rmsnorm(k, L["attn_k_norm"])
+            q = self.rope(q, pos, theta)
+            k = self.rope(k, pos, theta)
             v = v.view(T, Hkv, hd)
             if self.kv_f16:
                 k, v = k.to(torch.float16).to(DT), v.to(torch.float16).to(DT)
             rep = H // Hkv
             k = k.repeat_interleave(rep, dim=1)                  # [T, H, hd]
             v = v.repeat_interleave(rep, dim=1)
-            att = torch.einsum("thd,shd->hts", q, k) / math.sqrt(hd) + mask
+            att = torch.einsum("thd,shd->hts", q, k) * self.scale + (mask_swa if swa else mask)
             att = torch.softmax(att, dim=-1)
             o = torch.einsum("hts,shd->thd", att, v).reshape(T, H * hd)
-            x = x + self.lin(o, L["attn_output"])
+            a = self.lin(o, L["attn_output"])
+            if L["post_attention_norm"] is not None:
+                a = self.rmsnorm(a, L["post_attention_norm"])
+            x = x + a
             h = self.rmsnorm(x, L["ffn_norm"])
             gate, up = self.lin(h, L["ffn_gate"]), self.lin(h, L["ffn_up"])
-            x = x + self.lin(torch.nn.functional.silu(gate) * up, L["ffn_down"])
+            act = (torch.nn.functional.gelu(gate, approximate="tanh") if self.gemma
+                   else torch.nn.functional.silu(gate))
+            f = self.lin(act * up, L["ffn_down"])
+            if L["post_ffw_norm"] is not None:
+                f = self.rmsnorm(f, L["post_ffw_norm"])
+            x = x + f
         hidden = self.rmsnorm(x, self.out_norm)
-        return self.lin(hidden, self.out), hidden
+        logits = self.lin(hidden, self.out)
+        if self.softcap > 0:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits, hidden
 
 
 def main(argv):
