@@ -500,7 +500,7 @@ static void test_cli(void **state) {
   snprintf(args, sizeof args, "model info -m '%s/gemma.gguf'", tmpdir);
   assert_int_equal(run_cli(args), 3);
   assert_msg_has(slurp("err", errs, sizeof errs),
-                 "architecture 'gemma' is not supported (supported: llama, qwen2)");
+                 "architecture 'gemma' is not supported (supported: llama, qwen2, qwen3, gemma3)");
 
   s = base_spec("llama");
   s.skip_tensor = "blk.0.ffn_up.weight";
