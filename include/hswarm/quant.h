@@ -14,10 +14,17 @@
  *    8  Q8_0        32            34        f16 d, 32 signed bytes;           x = d * q
  *   20  IQ4_NL      32            18        f16 d, 16 bytes of 4-bit indices into a fixed table
  *                                           of 16 signed levels;              x = d * kvalues[q]
+ *   10  Q2_K       256            84        16 4-bit scales and mins, 2-bit codes, f16 d, dmin;
+ *                                                                              x = d*sc*q - dmin*m
+ *   11  Q3_K       256           110        high-bit mask, 2-bit codes, 16 6-bit scales, f16 d;
+ *                                                                              x = d*(sc-32)*(q-4)
  *   12  Q4_K       256           144        f16 d, f16 dmin, 12 bytes of 6-bit scales and mins,
  *                                           128 bytes of 4-bit codes;          x = d*sc*q - dmin*m
  *   14  Q6_K       256           210        128 bytes low nibbles, 64 bytes high 2-bit pairs,
  *                                           16 int8 scales, f16 d;             x = d*sc*(q - 32)
+ *   13  Q5_K       256           176        Q4_K with a fifth bit per code (32 bytes of high bits)
+ *   23  IQ4_XS     256           136        f16 d, 8 6-bit scales, IQ4_NL's levels;
+ *                                                                   x = d*(sc-32)*kvalues[q]
  *
  * All multi-byte fields are little-endian (as in GGUF files); the code assumes a little-endian host.
  * The full bit layouts are described at the top of src/engine/quant.c.
@@ -44,8 +51,12 @@ enum hs_quant_type {
   HS_QUANT_Q5_1 = 7,
   HS_QUANT_Q8_0 = 8,
   HS_QUANT_IQ4_NL = 20,
+  HS_QUANT_Q2_K = 10,
+  HS_QUANT_Q3_K = 11,
   HS_QUANT_Q4_K = 12,
+  HS_QUANT_Q5_K = 13,
   HS_QUANT_Q6_K = 14,
+  HS_QUANT_IQ4_XS = 23,
   HS_QUANT_BF16 = 30
 };
 
@@ -64,7 +75,8 @@ int hs_quant_dequantize(int ggml_type, const void *src, float *dst, size_t n);
 /* Encodes n floats (a multiple of the type's block) of src into hs_quant_row_bytes(type, n)
  * bytes at dst. F32, F16 and BF16 convert each value with round-to-nearest-even. Q8_0, Q4_0,
  * Q4_1, Q5_0 and Q5_1 use ggml's reference rule (scale from the block's largest magnitude, or
- * from its range for the types with a min). IQ4_NL takes the scale that maps the value of largest
+ * from its range for the types with a min). The K types (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS)
+ * use the simple scheme described for Q4_K below. IQ4_NL takes the scale that maps the value of largest
  * magnitude to the table's extreme level and picks the nearest level for each element (llama.cpp
  * searches a few scales more). Q4_K and Q6_K use a
  * simple quantizer (per sub-block scale and min from min/max, rounded and clamped): its output is

@@ -56,6 +56,36 @@
  *   of qh[32h + l]. Its scale is scales[(128h + e) / 16], i.e. one per 16 consecutive elements.
  *   x = (d * scales[s]) * (q - 32),   q = 0..63
  *
+ * Q2_K  (256 elements, 84 bytes): 16 sub-blocks of 16 with a 4-bit scale and a 4-bit min each.
+ *   [0..16)   uint8 scales[16]: sub-block s: sc = scales[s] & 15, m = scales[s] >> 4
+ *   [16..80)  uint8 qs[64]: 2-bit codes. Halves h = 0, 1 (128 elements, qs[32h..32h+32)); inside a
+ *             half, element 32g + l (g = 0..3, l = 0..31) is bits 2g, 2g+1 of qs[32h + l]
+ *   [80..82)  f16 d, [82..84) f16 dmin
+ *   x = (d * sc) * q - (dmin * m),   q = 0..3
+ *
+ * Q3_K  (256 elements, 110 bytes): 16 sub-blocks of 16 with a 6-bit signed scale each.
+ *   [0..32)   uint8 hmask[32]: bit g + 4h of hmask[l] (l = 0..31) is the third bit of element
+ *             128h + 32g + l
+ *   [32..96)  uint8 qs[64]: the low two bits, laid out as Q2_K's
+ *   [96..108) uint8 scales[12]: 16 6-bit values; the low four bits of value s are the low (s < 8)
+ *             or high (s >= 8) nibble of scales[s % 8], the top two bits are bits 2 (s / 4) ..
+ *             of scales[8 + s % 4]
+ *   [108..110) f16 d
+ *   x = (d * (scale - 32)) * (q - 4),   q = 0..7 (low bits, plus 4 when the hmask bit is set)
+ *
+ * Q5_K  (256 elements, 176 bytes): 8 sub-blocks of 32, scales and mins as Q4_K.
+ *   [0..2) f16 d, [2..4) f16 dmin, [4..16) scales[12] (as Q4_K), [16..48) uint8 qh[32],
+ *   [48..176) qs[128] low nibbles as Q4_K's; the fifth bit of element 64c + l (chunk c's
+ *   sub-block 2c) is bit 2c of qh[l], of element 64c + 32 + l bit 2c + 1
+ *   x = (d * sc) * q - (dmin * m),   q = 0..31
+ *
+ * IQ4_XS  (256 elements, 136 bytes): 8 sub-blocks of 32, each a 6-bit signed scale and IQ4_NL's
+ * levels.
+ *   [0..2) f16 d, [2..4) uint16 scales_h (bits 2s, 2s+1: the top two bits of scale s),
+ *   [4..8) uint8 scales_l[4] (nibble s % 2 of scales_l[s / 2]: the low four bits),
+ *   [8..136) qs[128]: sub-block s at qs[16s..16s+16), nibbles as IQ4_NL
+ *   x = (d * (scale - 32)) * levels[q]
+ *
  * The dequantizers evaluate the products in exactly the order written above, in float, so the
  * result is fully determined (tests/engine/quant_ref.py checks it bit for bit).
  *
@@ -69,6 +99,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "engine/quant_internal.h"
 #include "hswarm/error.h"
 
 #define QK 32 /* elements per Q8_0 / Q4_0 block */
@@ -155,7 +186,8 @@ size_t hs_quant_block_elems(int t) {
   case HS_QUANT_F32: case HS_QUANT_F16: case HS_QUANT_BF16: return 1;
   case HS_QUANT_Q4_0: case HS_QUANT_Q4_1: case HS_QUANT_Q5_0: case HS_QUANT_Q5_1:
   case HS_QUANT_Q8_0: case HS_QUANT_IQ4_NL: return QK;
-  case HS_QUANT_Q4_K: case HS_QUANT_Q6_K: return QKK;
+  case HS_QUANT_Q4_K: case HS_QUANT_Q6_K: case HS_QUANT_Q2_K: case HS_QUANT_Q3_K:
+  case HS_QUANT_Q5_K: case HS_QUANT_IQ4_XS: return QKK;
   default: return 0;
   }
 }
@@ -172,6 +204,10 @@ size_t hs_quant_block_bytes(int t) {
   case HS_QUANT_IQ4_NL: return 18;
   case HS_QUANT_Q4_K: return 144;
   case HS_QUANT_Q6_K: return 210;
+  case HS_QUANT_Q2_K: return 84;
+  case HS_QUANT_Q3_K: return 110;
+  case HS_QUANT_Q5_K: return 176;
+  case HS_QUANT_IQ4_XS: return 136;
   default: return 0;
   }
 }
@@ -240,8 +276,7 @@ static void deq_iq4_nl(const uint8_t *b, float *y) {
   }
 }
 
-/* The 6-bit scale and min of sub-block s (0..7) of a Q4_K block's 12 packed bytes. */
-static void q4k_scale_min(const uint8_t *sc, int s, int *scale, int *min) {
+void hs_quant_q4k_scale_min(const uint8_t *sc, int s, int *scale, int *min) {
   if (s < 4) {
     *scale = sc[s] & 63;
     *min = sc[s + 4] & 63;
@@ -256,8 +291,8 @@ static void deq_q4_k(const uint8_t *b, float *y) {
   const uint8_t *scales = b + 4, *qs = b + 16;
   for (int c = 0; c < 4; c++) { /* chunk c: sub-blocks 2c (low nibbles) and 2c+1 (high) */
     int sc0, m0, sc1, m1;
-    q4k_scale_min(scales, 2 * c, &sc0, &m0);
-    q4k_scale_min(scales, 2 * c + 1, &sc1, &m1);
+    hs_quant_q4k_scale_min(scales, 2 * c, &sc0, &m0);
+    hs_quant_q4k_scale_min(scales, 2 * c + 1, &sc1, &m1);
     float d0 = d * (float)sc0, mm0 = dmin * (float)m0;
     float d1 = d * (float)sc1, mm1 = dmin * (float)m1;
     for (int l = 0; l < 32; l++) {
@@ -284,6 +319,81 @@ static void deq_q6_k(const uint8_t *b, float *y) {
     y[i] = d * (float)scales[i / 16] * (float)(q6k_code(ql, qh, i) - 32);
 }
 
+/* The 2-bit field of element i (0..255) in Q2_K / Q3_K's qs[64]. */
+static int q2_bits(const uint8_t *qs, int i) {
+  int h = i / 128, e = i % 128, g = e / 32, l = e % 32;
+  return (qs[32 * h + l] >> (2 * g)) & 3;
+}
+
+static void deq_q2_k(const uint8_t *b, float *y) {
+  const uint8_t *scales = b, *qs = b + 16;
+  float d = load_f16(b + 80), dmin = load_f16(b + 82);
+  for (int s = 0; s < 16; s++) {
+    float dl = d * (float)(scales[s] & 15), ml = dmin * (float)(scales[s] >> 4);
+    for (int l = 0; l < 16; l++) y[16 * s + l] = dl * (float)q2_bits(qs, 16 * s + l) - ml;
+  }
+}
+
+void hs_quant_q3k_scales(const uint8_t *p, int sc[16]) {
+  for (int s = 0; s < 16; s++) {
+    int lo = (s < 8 ? p[s] : p[s - 8] >> 4) & 15;
+    int hi = (p[8 + s % 4] >> (2 * (s / 4))) & 3;
+    sc[s] = lo | hi << 4;
+  }
+}
+
+/* The 3-bit code (0..7) of element i of a Q3_K block. */
+static int q3k_code(const uint8_t *hmask, const uint8_t *qs, int i) {
+  int h = i / 128, g = (i % 128) / 32, l = i % 32;
+  return q2_bits(qs, i) | ((hmask[l] >> (g + 4 * h)) & 1) << 2;
+}
+
+static void deq_q3_k(const uint8_t *b, float *y) {
+  const uint8_t *hmask = b, *qs = b + 32;
+  int sc[16];
+  hs_quant_q3k_scales(b + 96, sc);
+  float d = load_f16(b + 108);
+  for (int s = 0; s < 16; s++) {
+    float dl = d * (float)(sc[s] - 32);
+    for (int l = 0; l < 16; l++) y[16 * s + l] = dl * (float)(q3k_code(hmask, qs, 16 * s + l) - 4);
+  }
+}
+
+static void deq_q5_k(const uint8_t *b, float *y) {
+  float d = load_f16(b), dmin = load_f16(b + 2);
+  const uint8_t *scales = b + 4, *qh = b + 16, *qs = b + 48;
+  for (int c = 0; c < 4; c++) {
+    int sc0, m0, sc1, m1;
+    hs_quant_q4k_scale_min(scales, 2 * c, &sc0, &m0);
+    hs_quant_q4k_scale_min(scales, 2 * c + 1, &sc1, &m1);
+    float d0 = d * (float)sc0, mm0 = dmin * (float)m0;
+    float d1 = d * (float)sc1, mm1 = dmin * (float)m1;
+    for (int l = 0; l < 32; l++) {
+      int q0 = (qs[32 * c + l] & 15) | ((qh[l] >> (2 * c)) & 1) << 4;
+      int q1 = (qs[32 * c + l] >> 4) | ((qh[l] >> (2 * c + 1)) & 1) << 4;
+      y[64 * c + l] = d0 * (float)q0 - mm0;
+      y[64 * c + 32 + l] = d1 * (float)q1 - mm1;
+    }
+  }
+}
+
+int hs_quant_iq4xs_scale(const uint8_t *b, int s) {
+  int hi = ((b[2] | b[3] << 8) >> (2 * s)) & 3;
+  return ((b[4 + s / 2] >> (4 * (s % 2))) & 15) | hi << 4;
+}
+
+static void deq_iq4_xs(const uint8_t *b, float *y) {
+  float d = load_f16(b);
+  const uint8_t *qs = b + 8;
+  for (int s = 0; s < 8; s++) {
+    float dl = d * (float)(hs_quant_iq4xs_scale(b, s) - 32);
+    for (int j = 0; j < 16; j++) {
+      y[32 * s + j] = dl * (float)hs_quant_iq4nl_levels[qs[16 * s + j] & 15];
+      y[32 * s + 16 + j] = dl * (float)hs_quant_iq4nl_levels[qs[16 * s + j] >> 4];
+    }
+  }
+}
+
 int hs_quant_dequantize(int t, const void *src, float *dst, size_t n) {
   size_t be = hs_quant_block_elems(t), bb = hs_quant_block_bytes(t);
   if (be == 0 || n % be != 0) return HS_EINVAL;
@@ -303,6 +413,10 @@ int hs_quant_dequantize(int t, const void *src, float *dst, size_t n) {
     case HS_QUANT_IQ4_NL: deq_iq4_nl(p, dst); break;
     case HS_QUANT_Q4_K: deq_q4_k(p, dst); break;
     case HS_QUANT_Q6_K: deq_q6_k(p, dst); break;
+    case HS_QUANT_Q2_K: deq_q2_k(p, dst); break;
+    case HS_QUANT_Q3_K: deq_q3_k(p, dst); break;
+    case HS_QUANT_Q5_K: deq_q5_k(p, dst); break;
+    case HS_QUANT_IQ4_XS: deq_iq4_xs(p, dst); break;
     default: return HS_EINVAL;
     }
   }
@@ -501,6 +615,143 @@ static void q_q6_k(const float *x, uint8_t *b) {
   }
 }
 
+/* Per sub-block of n elements: the range [lo, hi] (always including 0, so the min term is >= 0). */
+static void sub_range(const float *x, int n, float *lo, float *hi) {
+  *lo = 0.0f;
+  *hi = 0.0f;
+  for (int l = 0; l < n; l++) {
+    *lo = fminf(*lo, x[l]);
+    *hi = fmaxf(*hi, x[l]);
+  }
+}
+
+/* Packs Q4_K-style 6-bit scales and mins of 8 sub-blocks into 12 bytes. */
+static void pack_scale_min12(const int sc[8], const int m[8], uint8_t *p) {
+  for (int s = 0; s < 4; s++) {
+    p[s] = (uint8_t)((sc[s] & 63) | ((sc[s + 4] >> 4) << 6));
+    p[s + 4] = (uint8_t)((m[s] & 63) | ((m[s + 4] >> 4) << 6));
+    p[s + 8] = (uint8_t)((sc[s + 4] & 15) | ((m[s + 4] & 15) << 4));
+  }
+}
+
+/* Sub-block scales and mins for nsub sub-blocks of sub elements and codes 0..qmax, with scale and
+ * min levels 0..smax against f16 super-scales: the scheme of q_q4_k, shared by Q2_K and Q5_K. */
+static void scales_mins(const float *x, int nsub, int sub, int qmax, int smax, uint16_t *dh,
+                        uint16_t *mh, int *sc, int *m) {
+  float scale[16], minv[16], smx = 0.0f, mmx = 0.0f;
+  for (int s = 0; s < nsub; s++) {
+    float lo, hi;
+    sub_range(x + sub * s, sub, &lo, &hi);
+    scale[s] = (hi - lo) / (float)qmax;
+    minv[s] = -lo;
+    smx = fmaxf(smx, scale[s]);
+    mmx = fmaxf(mmx, minv[s]);
+  }
+  *dh = hs_quant_f32_to_fp16(smx / (float)smax);
+  *mh = hs_quant_f32_to_fp16(mmx / (float)smax);
+  float d = hs_quant_fp16_to_f32(*dh), dmin = hs_quant_fp16_to_f32(*mh);
+  for (int s = 0; s < nsub; s++) {
+    sc[s] = d > 0.0f ? round_clamp(ceilf(scale[s] / d), 0, smax) : 0;
+    m[s] = dmin > 0.0f ? round_clamp(minv[s] / dmin, 0, smax) : 0;
+  }
+}
+
+static void q_q2_k(const float *x, uint8_t *b) {
+  uint16_t dh, mh;
+  int sc[16], m[16];
+  scales_mins(x, 16, 16, 3, 15, &dh, &mh, sc, m);
+  float d = hs_quant_fp16_to_f32(dh), dmin = hs_quant_fp16_to_f32(mh);
+  memset(b, 0, 84);
+  for (int s = 0; s < 16; s++) b[s] = (uint8_t)(sc[s] | m[s] << 4);
+  for (int i = 0; i < QKK; i++) {
+    float ds = d * (float)sc[i / 16], ms = dmin * (float)m[i / 16];
+    int q = ds > 0.0f ? round_clamp((x[i] + ms) / ds, 0, 3) : 0;
+    int h = i / 128, e = i % 128, g = e / 32, l = e % 32;
+    b[16 + 32 * h + l] |= (uint8_t)(q << (2 * g));
+  }
+  store_f16(b + 80, dh);
+  store_f16(b + 82, mh);
+}
+
+static void q_q3_k(const float *x, uint8_t *b) {
+  float scale[16], smax = 0.0f;
+  for (int s = 0; s < 16; s++) {
+    float amax = 0.0f;
+    for (int l = 0; l < 16; l++) amax = fmaxf(amax, fabsf(x[16 * s + l]));
+    scale[s] = amax / 4.0f; /* codes -4..3 */
+    smax = fmaxf(smax, scale[s]);
+  }
+  uint16_t dh = hs_quant_f32_to_fp16(smax / 31.0f);
+  float d = hs_quant_fp16_to_f32(dh);
+  int sc[16];
+  for (int s = 0; s < 16; s++) sc[s] = d > 0.0f ? round_clamp(scale[s] / d, 0, 31) : 0;
+  memset(b, 0, 110);
+  uint8_t *hmask = b, *qs = b + 32, *p = b + 96;
+  for (int s = 0; s < 16; s++) {
+    int v = sc[s] + 32; /* stored biased by 32 */
+    p[s % 8] |= (uint8_t)((v & 15) << (s < 8 ? 0 : 4));
+    p[8 + s % 4] |= (uint8_t)((v >> 4) << (2 * (s / 4)));
+  }
+  for (int i = 0; i < QKK; i++) {
+    float ds = d * (float)sc[i / 16];
+    int c = (ds > 0.0f ? round_clamp(x[i] / ds, -4, 3) : 0) + 4;
+    int h = i / 128, e = i % 128, g = e / 32, l = e % 32;
+    qs[32 * h + l] |= (uint8_t)((c & 3) << (2 * g));
+    hmask[l] |= (uint8_t)((c >> 2) << (g + 4 * h));
+  }
+  store_f16(b + 108, dh);
+}
+
+static void q_q5_k(const float *x, uint8_t *b) {
+  uint16_t dh, mh;
+  int sc[8], m[8];
+  scales_mins(x, 8, 32, 31, 63, &dh, &mh, sc, m);
+  float d = hs_quant_fp16_to_f32(dh), dmin = hs_quant_fp16_to_f32(mh);
+  store_f16(b, dh);
+  store_f16(b + 2, mh);
+  pack_scale_min12(sc, m, b + 4);
+  uint8_t *qh = b + 16, *qs = b + 48;
+  memset(qh, 0, 32 + 128);
+  for (int s = 0; s < 8; s++) {
+    float ds = d * (float)sc[s], ms = dmin * (float)m[s];
+    for (int l = 0; l < 32; l++) {
+      int q = ds > 0.0f ? round_clamp((x[32 * s + l] + ms) / ds, 0, 31) : 0;
+      qs[32 * (s / 2) + l] |= (uint8_t)((q & 15) << (4 * (s & 1)));
+      qh[l] |= (uint8_t)((q >> 4) << s);
+    }
+  }
+}
+
+static void q_iq4_xs(const float *x, uint8_t *b) {
+  float dls[8], dmax = 0.0f;
+  for (int s = 0; s < 8; s++) {
+    float amax = 0.0f, max = 0.0f;
+    for (int l = 0; l < 32; l++)
+      if (fabsf(x[32 * s + l]) > amax) {
+        amax = fabsf(x[32 * s + l]);
+        max = x[32 * s + l];
+      }
+    dls[s] = max < 0 ? max / -127.0f : max / 113.0f;
+    dmax = fmaxf(dmax, dls[s]);
+  }
+  uint16_t dh = hs_quant_f32_to_fp16(dmax / 31.0f);
+  float d = hs_quant_fp16_to_f32(dh);
+  memset(b, 0, 136);
+  store_f16(b, dh);
+  uint16_t scales_h = 0;
+  for (int s = 0; s < 8; s++) {
+    int ls = (d > 0.0f ? round_clamp(dls[s] / d, 0, 31) : 0) + 32;
+    b[4 + s / 2] |= (uint8_t)((ls & 15) << (4 * (s % 2)));
+    scales_h |= (uint16_t)((ls >> 4) << (2 * s));
+    float dl = d * (float)(ls - 32), id = dl != 0.0f ? 1.0f / dl : 0.0f;
+    for (int j = 0; j < 16; j++) {
+      int q0 = iq4nl_nearest(x[32 * s + j] * id), q1 = iq4nl_nearest(x[32 * s + 16 + j] * id);
+      b[8 + 16 * s + j] = (uint8_t)(q0 | q1 << 4);
+    }
+  }
+  store_f16(b + 2, scales_h);
+}
+
 int hs_quant_quantize(int t, const float *src, void *dst, size_t n) {
   size_t be = hs_quant_block_elems(t), bb = hs_quant_block_bytes(t);
   if (be == 0 || n % be != 0) return HS_EINVAL;
@@ -520,6 +771,10 @@ int hs_quant_quantize(int t, const float *src, void *dst, size_t n) {
     case HS_QUANT_IQ4_NL: q_iq4_nl(src, p); break;
     case HS_QUANT_Q4_K: q_q4_k(src, p); break;
     case HS_QUANT_Q6_K: q_q6_k(src, p); break;
+    case HS_QUANT_Q2_K: q_q2_k(src, p); break;
+    case HS_QUANT_Q3_K: q_q3_k(src, p); break;
+    case HS_QUANT_Q5_K: q_q5_k(src, p); break;
+    case HS_QUANT_IQ4_XS: q_iq4_xs(src, p); break;
     default: return HS_EINVAL;
     }
   }

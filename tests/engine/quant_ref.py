@@ -2,8 +2,8 @@
 """quant_ref.py: an independent NumPy reference for dequantizing GGUF/ggml tensor types.
 
 Usage: /usr/bin/python3 quant_ref.py TYPE IN OUT
-  TYPE  ggml type id (0 F32, 1 F16, 2 Q4_0, 3 Q4_1, 6 Q5_0, 7 Q5_1, 8 Q8_0, 12 Q4_K, 14 Q6_K,
-        20 IQ4_NL, 30 BF16) or its name
+  TYPE  ggml type id (0 F32, 1 F16, 2 Q4_0, 3 Q4_1, 6 Q5_0, 7 Q5_1, 8 Q8_0, 10 Q2_K, 11 Q3_K,
+        12 Q4_K, 13 Q5_K, 14 Q6_K, 20 IQ4_NL, 23 IQ4_XS, 30 BF16) or its name
   IN    file of packed raw blocks (little-endian, as stored in a GGUF tensor)
   OUT   written with the decoded values as little-endian float32
 
@@ -28,7 +28,11 @@ TYPES = {
     7: ("Q5_1", 32, 24),
     8: ("Q8_0", 32, 34),
     20: ("IQ4_NL", 32, 18),
+    10: ("Q2_K", 256, 84),
+    11: ("Q3_K", 256, 110),
     12: ("Q4_K", 256, 144),
+    13: ("Q5_K", 256, 176),
+    23: ("IQ4_XS", 256, 136),
     14: ("Q6_K", 256, 210),
     30: ("BF16", 1, 2),
 }
@@ -153,6 +157,77 @@ def deq_q6_k(blk):  # blk: uint8 [nb, 210]
     return (dsub[:, :, None] * q).reshape(nb, 256)
 
 
+def two_bit_fields(qs):
+    """uint8 [nb, 64] -> int32 [nb, 256]: element 128h + 32g + l is bits 2g, 2g+1 of
+    qs[32h + l] (the Q2_K / Q3_K layout)."""
+    nb = qs.shape[0]
+    q = qs.reshape(nb, 2, 1, 32).astype(np.int32)              # [nb, h, 1, l]
+    g = np.arange(4, dtype=np.int32).reshape(1, 1, 4, 1)
+    return ((q >> (2 * g)) & 3).reshape(nb, 256)                # [nb, h, g, l] -> element order
+
+
+def deq_q2_k(blk):  # scales[16], qs[64], f16 d, f16 dmin: (d * sc) * q - (dmin * m)
+    nb = blk.shape[0]
+    sc = (blk[:, 0:16] & 15).astype(F32)
+    m = (blk[:, 0:16] >> 4).astype(F32)
+    d, dmin = f16(blk[:, 80:82]), f16(blk[:, 82:84])
+    q = two_bit_fields(blk[:, 16:80]).reshape(nb, 16, 16).astype(F32)
+    dl = d[:, None] * sc
+    ml = dmin[:, None] * m
+    return (dl[:, :, None] * q - ml[:, :, None]).reshape(nb, 256)
+
+
+def q3k_scales(s12):
+    """uint8 [nb, 12] -> int32 [nb, 16], 0..63: value s takes its low four bits from the low
+    (s < 8) or high nibble of byte s % 8, its top two from bits 2 (s // 4) of byte 8 + s % 4."""
+    s12 = s12.astype(np.int32)
+    out = np.zeros((s12.shape[0], 16), dtype=np.int32)
+    for s in range(16):
+        lo = (s12[:, s % 8] >> (0 if s < 8 else 4)) & 15
+        hi = (s12[:, 8 + s % 4] >> (2 * (s // 4))) & 3
+        out[:, s] = lo | (hi << 4)
+    return out
+
+
+def deq_q3_k(blk):  # hmask[32], qs[64], scales[12], f16 d: (d * (sc - 32)) * (q - 4)
+    nb = blk.shape[0]
+    low = two_bit_fields(blk[:, 32:96])
+    hm = blk[:, 0:32].astype(np.int32).reshape(nb, 1, 1, 32)       # [nb, h, g, l]
+    bit = (np.arange(2).reshape(1, 2, 1, 1) * 4 + np.arange(4).reshape(1, 1, 4, 1))
+    high = ((hm >> bit) & 1).reshape(nb, 256)
+    q = (low | (high << 2)) - 4
+    d = f16(blk[:, 108:110])
+    dl = d[:, None] * (q3k_scales(blk[:, 96:108]) - 32).astype(F32)  # [nb, 16]
+    return (dl[:, :, None] * q.reshape(nb, 16, 16).astype(F32)).reshape(nb, 256)
+
+
+def deq_q5_k(blk):  # f16 d, f16 dmin, scales[12], qh[32], qs[128]
+    nb = blk.shape[0]
+    d, dmin = f16(blk[:, 0:2]), f16(blk[:, 2:4])
+    sc, mn = q4k_scales_mins(blk[:, 4:16])
+    qs = blk[:, 48:176].reshape(nb, 4, 32).astype(np.int32)
+    qh = blk[:, 16:48].astype(np.int32)                         # [nb, 32]
+    q = np.empty((nb, 8, 32), dtype=np.int32)
+    for s in range(8):
+        q[:, s, :] = ((qs[:, s // 2, :] >> (4 * (s % 2))) & 15) | (((qh >> s) & 1) << 4)
+    dl = d[:, None] * sc.astype(F32)
+    ml = dmin[:, None] * mn.astype(F32)
+    return (dl[:, :, None] * q.astype(F32) - ml[:, :, None]).reshape(nb, 256)
+
+
+def deq_iq4_xs(blk):  # f16 d, u16 scales_h, scales_l[4], qs[128]: (d * (ls - 32)) * levels[q]
+    nb = blk.shape[0]
+    d = f16(blk[:, 0:2])
+    sh = np.ascontiguousarray(blk[:, 2:4]).view("<u2")[:, 0].astype(np.int32)
+    out = np.empty((nb, 8, 32), dtype=F32)
+    for s in range(8):
+        ls = ((blk[:, 4 + s // 2].astype(np.int32) >> (4 * (s % 2))) & 15) | (((sh >> (2 * s)) & 3) << 4)
+        dl = d * (ls - 32).astype(F32)
+        lv = IQ4NL_LEVELS[nibbles(blk[:, 8 + 16 * s: 24 + 16 * s])].astype(F32)
+        out[:, s, :] = dl[:, None] * lv
+    return out.reshape(nb, 256)
+
+
 def dequantize(tid, data):
     name, be, bb = TYPES[tid]
     if len(data) % bb:
@@ -166,7 +241,8 @@ def dequantize(tid, data):
         return (raw.view("<u2").astype(np.uint32) << 16).view(F32)
     blk = raw.reshape(-1, bb)
     fn = {"Q8_0": deq_q8_0, "Q4_0": deq_q4_0, "Q4_K": deq_q4_k, "Q6_K": deq_q6_k,
-          "Q4_1": deq_q4_1, "Q5_0": deq_q5_0, "Q5_1": deq_q5_1, "IQ4_NL": deq_iq4_nl}[name]
+          "Q4_1": deq_q4_1, "Q5_0": deq_q5_0, "Q5_1": deq_q5_1, "IQ4_NL": deq_iq4_nl,
+          "Q2_K": deq_q2_k, "Q3_K": deq_q3_k, "Q5_K": deq_q5_k, "IQ4_XS": deq_iq4_xs}[name]
     return fn(blk).astype(F32).reshape(-1)
 
 

@@ -38,7 +38,8 @@
 
 static const int all_types[] = {HS_QUANT_F32,  HS_QUANT_F16,  HS_QUANT_BF16, HS_QUANT_Q8_0,
                                 HS_QUANT_Q4_0, HS_QUANT_Q4_K, HS_QUANT_Q6_K, HS_QUANT_Q4_1,
-                                HS_QUANT_Q5_0, HS_QUANT_Q5_1, HS_QUANT_IQ4_NL};
+                                HS_QUANT_Q5_0, HS_QUANT_Q5_1, HS_QUANT_IQ4_NL, HS_QUANT_Q2_K,
+                                HS_QUANT_Q3_K, HS_QUANT_Q5_K, HS_QUANT_IQ4_XS};
 #define N_TYPES (sizeof all_types / sizeof *all_types)
 
 static uint64_t rng_state = 0x243f6a8885a308d3ull;
@@ -103,6 +104,16 @@ static uint8_t *random_weights(int type, size_t n_rows, size_t n_cols) {
       put_f16(p + 2, fabsf(s) * 0.5f);
       break;
     case HS_QUANT_Q6_K: put_f16(p + 208, s * 0.05f); break;
+    case HS_QUANT_Q2_K:
+      put_f16(p + 80, fabsf(s) * 0.2f);
+      put_f16(p + 82, fabsf(s) * 0.1f);
+      break;
+    case HS_QUANT_Q3_K: put_f16(p + 108, s * 0.05f); break;
+    case HS_QUANT_Q5_K:
+      put_f16(p, fabsf(s) * 0.1f);
+      put_f16(p + 2, fabsf(s) * 0.5f);
+      break;
+    case HS_QUANT_IQ4_XS: put_f16(p, s * 0.01f); break;
     default: fail();
     }
   }
@@ -122,7 +133,8 @@ static size_t act_block(int type) {
   switch (type) {
   case HS_QUANT_Q8_0: case HS_QUANT_Q4_0: case HS_QUANT_Q4_1: case HS_QUANT_Q5_0:
   case HS_QUANT_Q5_1: case HS_QUANT_IQ4_NL: return 32;
-  case HS_QUANT_Q4_K: case HS_QUANT_Q6_K: return 256;
+  case HS_QUANT_Q4_K: case HS_QUANT_Q6_K: case HS_QUANT_Q2_K: case HS_QUANT_Q3_K:
+  case HS_QUANT_Q5_K: case HS_QUANT_IQ4_XS: return 256;
   default: return 0;
   }
 }
@@ -213,7 +225,8 @@ static void test_ref_vs_dequant(void **state) {
 static void test_ref_check_is_sensitive(void **state) {
   (void)state;
   static const int types[] = {HS_QUANT_Q8_0, HS_QUANT_Q4_0, HS_QUANT_Q4_K, HS_QUANT_Q6_K,
-                              HS_QUANT_Q4_1, HS_QUANT_Q5_0, HS_QUANT_Q5_1, HS_QUANT_IQ4_NL};
+                              HS_QUANT_Q4_1, HS_QUANT_Q5_0, HS_QUANT_Q5_1, HS_QUANT_IQ4_NL,
+                              HS_QUANT_Q2_K, HS_QUANT_Q3_K, HS_QUANT_Q5_K, HS_QUANT_IQ4_XS};
   for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
     int type = types[i];
     size_t n_cols = 2 * 256;

@@ -333,7 +333,7 @@ static void test_bad_arguments(void **state) {
   (void)state;
   float x[512] = {0};
   uint8_t q[1024];
-  static const int bad_types[] = {-1, 9, 10, 13, 15, 16, 29, 31, 1000};
+  static const int bad_types[] = {-1, 9, 15, 16, 21, 22, 29, 31, 1000};
   for (size_t i = 0; i < sizeof bad_types / sizeof bad_types[0]; i++) {
     assert_int_equal(hs_quant_dequantize(bad_types[i], q, x, 32), HS_EINVAL);
     assert_int_equal(hs_quant_quantize(bad_types[i], x, q, 32), HS_EINVAL);

@@ -117,7 +117,8 @@ static void random_data(float *x, size_t n) {
 static void test_quantized_types(void **state) {
   (void)state;
   static const int types[] = {HS_QUANT_Q8_0, HS_QUANT_Q4_0, HS_QUANT_Q4_K, HS_QUANT_Q6_K,
-                              HS_QUANT_Q4_1, HS_QUANT_Q5_0, HS_QUANT_Q5_1, HS_QUANT_IQ4_NL};
+                              HS_QUANT_Q4_1, HS_QUANT_Q5_0, HS_QUANT_Q5_1, HS_QUANT_IQ4_NL,
+                              HS_QUANT_Q2_K, HS_QUANT_Q3_K, HS_QUANT_Q5_K, HS_QUANT_IQ4_XS};
   float *x = malloc(N * sizeof *x);
   uint8_t *q = malloc(hs_quant_row_bytes(HS_QUANT_Q6_K, N) * 2);
   assert_non_null(x);
@@ -131,8 +132,14 @@ static void test_quantized_types(void **state) {
     for (size_t i = 0; i < bytes; i++) q[i] = (uint8_t)rng_next();
     /* keep the f16 scales finite so that inf * 0 = NaN payloads are not compared */
     size_t bb = hs_quant_block_bytes(types[t]);
-    size_t doff = types[t] == HS_QUANT_Q6_K ? 208 : 0;
-    int nd = types[t] == HS_QUANT_Q4_K || types[t] == HS_QUANT_Q4_1 || types[t] == HS_QUANT_Q5_1 ? 2 : 1;
+    size_t doff = types[t] == HS_QUANT_Q6_K   ? 208
+                  : types[t] == HS_QUANT_Q2_K ? 80
+                  : types[t] == HS_QUANT_Q3_K ? 108
+                                              : 0;
+    int nd = types[t] == HS_QUANT_Q4_K || types[t] == HS_QUANT_Q4_1 || types[t] == HS_QUANT_Q5_1 ||
+                     types[t] == HS_QUANT_Q2_K || types[t] == HS_QUANT_Q5_K
+                 ? 2
+                 : 1;
     for (size_t b = 0; b < bytes / bb; b++)
       for (int k = 0; k < nd; k++) q[b * bb + doff + 2 * k + 1] &= 0x3f; /* exponent < 31 */
     check_against_python(types[t], q, N);

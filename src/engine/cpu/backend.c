@@ -138,6 +138,10 @@ static const hs_cpu_kernel *kernel_for(hs_cpu_isa isa, int type) {
   case HS_QUANT_Q5_0: return hs_cpu_kernel_q5_0(isa);
   case HS_QUANT_Q5_1: return hs_cpu_kernel_q5_1(isa);
   case HS_QUANT_IQ4_NL: return hs_cpu_kernel_iq4_nl(isa);
+  case HS_QUANT_Q2_K: return hs_cpu_kernel_q2_k(isa);
+  case HS_QUANT_Q3_K: return hs_cpu_kernel_q3_k(isa);
+  case HS_QUANT_Q5_K: return hs_cpu_kernel_q5_k(isa);
+  case HS_QUANT_IQ4_XS: return hs_cpu_kernel_iq4_xs(isa);
   default: return NULL;
   }
 }

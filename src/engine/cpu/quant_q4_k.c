@@ -22,20 +22,10 @@
 #include "engine/cpu/lane_kernel.h"
 #include "engine/cpu/transpose.h"
 #include "engine/cpu/types.h"
+#include "engine/quant_internal.h"
 #include "hswarm/quant.h"
 
 static float f16_at(const uint8_t *p) { return hs_quant_fp16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
-
-/* The 6-bit scale and min of sub-block s (0..7) from a block's 12 packed bytes. */
-static void scale_min(const uint8_t *sc, int s, int *scale, int *min) {
-  if (s < 4) {
-    *scale = sc[s] & 63;
-    *min = sc[s + 4] & 63;
-  } else {
-    *scale = (sc[s + 4] & 15) | ((sc[s - 4] >> 6) << 4);
-    *min = (sc[s + 4] >> 4) | ((sc[s] >> 6) << 4);
-  }
-}
 
 /* ---- reference ---- */
 
@@ -54,7 +44,7 @@ static void rows_ref(const hs_cpu_job *j, size_t r0, size_t r1, void *scratch) {
         int32_t s1 = 0, s2 = 0;
         for (int s = 0; s < 8; s++) {
           int sc, m;
-          scale_min(wb + 4, s, &sc, &m);
+          hs_quant_q4k_scale_min(wb + 4, s, &sc, &m);
           int32_t dot = 0;
           for (int l = 0; l < 32; l++) {
             int q = (qs[32 * (s / 2) + l] >> (4 * (s & 1))) & 15;
@@ -90,7 +80,7 @@ static void pack_group_scalar(const uint8_t *src, size_t nb, size_t grp, uint8_t
     float d = f16_at(blk), dmin = f16_at(blk + 2);
     for (int s = 0; s < 8; s++) {
       int sc, m;
-      scale_min(blk + 4, s, &sc, &m);
+      hs_quant_q4k_scale_min(blk + 4, s, &sc, &m);
       size_t c = 8 * bi + (size_t)s;
       for (int i = 0; i < 32; i++)
         gp[64 * (i / 4) + 4 * c + i % 4] = (blk[16 + 32 * (s / 2) + i] >> (4 * (s & 1))) & 15;

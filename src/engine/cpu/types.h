@@ -111,6 +111,10 @@ const hs_cpu_kernel *hs_cpu_kernel_q4_1(hs_cpu_isa isa);   /* quant_block32.c */
 const hs_cpu_kernel *hs_cpu_kernel_q5_0(hs_cpu_isa isa);   /* quant_block32.c */
 const hs_cpu_kernel *hs_cpu_kernel_q5_1(hs_cpu_isa isa);   /* quant_block32.c */
 const hs_cpu_kernel *hs_cpu_kernel_iq4_nl(hs_cpu_isa isa); /* quant_block32.c */
+const hs_cpu_kernel *hs_cpu_kernel_q2_k(hs_cpu_isa isa);   /* quant_kblock.c */
+const hs_cpu_kernel *hs_cpu_kernel_q3_k(hs_cpu_isa isa);   /* quant_kblock.c */
+const hs_cpu_kernel *hs_cpu_kernel_q5_k(hs_cpu_isa isa);   /* quant_kblock.c */
+const hs_cpu_kernel *hs_cpu_kernel_iq4_xs(hs_cpu_isa isa); /* quant_kblock.c */
 
 /* ---- activation quantization (act_quant.c) ---- */
 
