@@ -122,6 +122,9 @@ int hs_model_params_read(const hs_gguf *g, hs_model_params *out);
  * shape [64, 64], expected [64, 32]"). Never NULL. */
 const char *hs_model_last_error(void);
 
+/* Name of an architecture as GGUF spells it ("llama", "qwen2", "qwen3", "gemma3"); static. */
+const char *hs_model_arch_name(hs_model_arch a);
+
 /* Name of a rope scaling type ("none", "llama3"); static, never NULL. */
 const char *hs_rope_scaling_name(hs_rope_scaling s);
 

@@ -47,7 +47,16 @@ typedef enum hs_synth_type {
   HS_SYNTH_Q4_K_M, /* Q4_K, with Q6_K for output.weight (or a tied token_embd.weight) and for
                       attn_v/ffn_down of the layers llama.cpp's Q4_K_M gives more bits: the first
                       and last eighth of the layers and every third one between */
-  HS_SYNTH_Q6_K
+  HS_SYNTH_Q6_K,
+  /* added with the published models: each type for every matrix (with the fallbacks above) */
+  HS_SYNTH_Q4_1,
+  HS_SYNTH_Q5_0,
+  HS_SYNTH_Q5_1,
+  HS_SYNTH_IQ4_NL,
+  HS_SYNTH_Q2_K,
+  HS_SYNTH_Q3_K,
+  HS_SYNTH_Q5_K,
+  HS_SYNTH_IQ4_XS
 } hs_synth_type;
 
 /* Writes the tokenizer.ggml.* metadata into w; returns 0 or a negative HS_E* code (which
@@ -55,7 +64,8 @@ typedef enum hs_synth_type {
 typedef int (*hs_synth_tokenizer_fn)(hs_gguf_writer *w, void *ctx);
 
 typedef struct hs_synth_spec {
-  hs_model_arch arch;         /* llama or qwen2 (qwen2 adds q/k/v biases) */
+  hs_model_arch arch;         /* llama, qwen2 (q/k/v biases), qwen3 (q/k norms) or gemma3 (q/k
+                                 norms, post norms, GELU, sliding window; see model.h) */
   uint32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, n_ctx_train;
   float rope_freq_base;       /* > 0 */
   float rms_norm_eps;         /* > 0 */
@@ -70,6 +80,12 @@ typedef struct hs_synth_spec {
                                  conversion at load (llama.cpp refuses such files) */
   hs_synth_type type;
   uint64_t seed;
+  /* Added with qwen3 and gemma3; zero keeps the old behaviour. */
+  uint32_t head_dim;          /* written as attention.key_length/value_length; 0: n_embd / n_head
+                                 (always written for qwen3 and gemma3) */
+  uint32_t n_swa;             /* gemma3: attention.sliding_window (0: no window) */
+  uint32_t swa_period;        /* gemma3: attention.sliding_window_pattern (0: not written, 6) */
+  float rope_freq_base_swa;   /* gemma3: rope.freq_base_swa (0: not written, 10000) */
   /* NULL: the minimal byte-level vocabulary (hs_synth_add_byte_tokenizer with n_vocab). */
   hs_synth_tokenizer_fn add_tokenizer;
   void *tokenizer_ctx;        /* passed to add_tokenizer; borrowed for the call only */
@@ -95,12 +111,20 @@ typedef struct hs_synth_info {
  *   small-llama3 llama, 256, 2 layers, 4 heads, 2 KV heads, n_ff 512, vocab 512, llama3 scaling
  *                (rows fit every quantized type)
  *   small-qwen2  qwen2, 256, 2 layers, 4 heads, 2 KV heads, n_ff 512, vocab 512
+ *   tiny-qwen3   qwen3, 64, 2 layers, 4 heads of 32 (q is 128 wide), 2 KV heads, n_ff 192,
+ *                vocab 512, rope base 1e6
+ *   tiny-gemma3  gemma3, 64, 3 layers (period 3: layers 0, 1 windowed, 2 global), 4 heads of 32,
+ *                1 KV head, n_ff 192, vocab 512, window 16, rope bases 1e6 and 1e4 (untied:
+ *                tied, the scaled embedding of the input token dominates and greedy repeats it)
+ *   small-gemma3 gemma3, 640 wide (not a multiple of 256, as Gemma 3 270M), 2 layers (period 2),
+ *                4 heads of 256, 1 KV head, n_ff 1024, vocab 512, window 32, tied embeddings
  * Returns 0 or HS_EINVAL for an unknown name. */
 int hs_synth_preset(const char *name, hs_synth_spec *out);
 /* Name of preset i (0, 1, ...), NULL past the last. Static. */
 const char *hs_synth_preset_name(size_t i);
 
-/* "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q4_k_m", "q6_k"; static. */
+/* "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q4_k_m", "q6_k", "q4_1", "q5_0", "q5_1",
+ * "iq4_nl", "q2_k", "q3_k", "q5_k", "iq4_xs"; static. */
 const char *hs_synth_type_name(hs_synth_type t);
 /* Parses a name as above (case-insensitive). 0 or HS_EINVAL. */
 int hs_synth_type_parse(const char *name, hs_synth_type *out);

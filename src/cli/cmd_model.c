@@ -25,7 +25,7 @@
 #define USAGE                                                                                  \
   "usage: hswarm model info -m FILE|NAME [--json]\n"                                           \
   "       hswarm model list [--json]\n"                                                        \
-  "       hswarm model synth (--preset NAME | --arch llama|qwen2 --dim N --layers N --heads N\n" \
+  "       hswarm model synth (--preset NAME | --arch A --dim N --layers N --heads N\n"          \
   "                          [--kv-heads N] --ffn N --vocab N) [--ctx N] [--rope-base F]\n"     \
   "                          [--rope-scaling none|llama3|llama3-tensor] [--tied] [--type T]\n"  \
   "                          [--seed N] [--tokenizer bpe|spm|bytes] [--pre NAME]\n"             \
@@ -298,8 +298,11 @@ static int model_info(int argc, char **argv) {
   "\nWrites a GGUF model with random weights (deterministic from the seed) for tests and\n"    \
   "benchmarks. Options given after or without --preset set or override its fields.\n"         \
   "  --preset NAME           bench-250m, llama3-8b, tiny-llama, tiny-llama3, tiny-qwen2,\n"     \
-  "                          small-llama3, small-qwen2\n"                                       \
-  "  --arch llama|qwen2      architecture (default llama)\n"                                   \
+  "                          small-llama3, small-qwen2, tiny-qwen3, tiny-gemma3, small-gemma3\n" \
+  "  --arch A                llama (default), qwen2, qwen3 or gemma3\n"                       \
+  "  --head-dim N            head size (attention.key_length; default dim / heads)\n"        \
+  "  --window N              gemma3: sliding window of N positions (0: none)\n"              \
+  "  --window-period N       gemma3: every N-th layer attends globally (default 6)\n"        \
   "  --dim N                 embedding length\n"                                               \
   "  --layers N              blocks\n"                                                         \
   "  --heads N               attention heads\n"                                                \
@@ -313,7 +316,8 @@ static int model_info(int argc, char **argv) {
   "                          tensor rope_freqs.weight as llama.cpp's converter does: loads in\n"\
   "                          llama.cpp too)\n"                                                  \
   "  --tied                  no output.weight: the output reuses the token embeddings\n"       \
-  "  --type T                f32, f16, bf16, q8_0, q4_0, q4_k, q4_k_m, q6_k (default q8_0)\n"  \
+  "  --type T                f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k,\n"   \
+  "                          q3_k, q4_k, q4_k_m, q5_k, q6_k, iq4_xs (default q8_0)\n"         \
   "  --seed N                weight seed (default 0)\n"                                        \
   "  --tokenizer K           bpe (byte-level BPE, the default), spm (SentencePiece-style with\n"\
   "                          scores and byte fallback), or bytes (256 byte tokens and fillers,\n"\
@@ -350,7 +354,7 @@ static void synth_json(const char *path, const char *preset, const hs_synth_spec
          "\"rope_scaling\":\"%s\",\"tied_embeddings\":%s,\"type\":\"%s\",\"seed\":%" PRIu64
          ",\"n_params\":%" PRIu64 ",\"file_bytes\":%" PRIu64 ",\"n_tensors\":%u,"
          "\"n_fallback\":%u,\"seconds\":%.3f",
-         s->arch == HS_MODEL_ARCH_QWEN2 ? "qwen2" : "llama", s->n_embd, s->n_layer, s->n_head,
+         hs_model_arch_name(s->arch), s->n_embd, s->n_layer, s->n_head,
          s->n_head_kv, s->n_ff, s->n_vocab, s->n_ctx_train, (double)s->rope_freq_base,
          s->rope_freqs_tensor ? "llama3-tensor" : s->rope_llama3 ? "llama3" : "none",
          s->tied ? "true" : "false",
@@ -406,7 +410,17 @@ static int model_synth(int argc, char **argv) {
     } else if (!strcmp(a, "--arch")) {
       if (!strcmp(v, "llama")) s.arch = HS_MODEL_ARCH_LLAMA;
       else if (!strcmp(v, "qwen2")) s.arch = HS_MODEL_ARCH_QWEN2;
-      else FAIL_USAGE("unknown architecture '%s' (llama or qwen2)\n", v);
+      else if (!strcmp(v, "qwen3")) s.arch = HS_MODEL_ARCH_QWEN3;
+      else if (!strcmp(v, "gemma3")) s.arch = HS_MODEL_ARCH_GEMMA3;
+      else FAIL_USAGE("unknown architecture '%s' (llama, qwen2, qwen3 or gemma3)\n", v);
+    } else if (!strcmp(a, "--head-dim")) {
+      if (parse_u32_arg(a, v, &s.head_dim)) FAIL_USAGE("bad value\n");
+    } else if (!strcmp(a, "--window")) {
+      uint64_t w;
+      if (cli_parse_u64(v, 0, &w) != 0 || w > UINT32_MAX) FAIL_USAGE("bad value for --window\n");
+      s.n_swa = (uint32_t)w;
+    } else if (!strcmp(a, "--window-period")) {
+      if (parse_u32_arg(a, v, &s.swa_period)) FAIL_USAGE("bad value\n");
     } else if (!strcmp(a, "--dim")) {
       if (parse_u32_arg(a, v, &s.n_embd)) FAIL_USAGE("bad value\n");
     } else if (!strcmp(a, "--layers")) {
@@ -483,7 +497,7 @@ static int model_synth(int argc, char **argv) {
     fprintf(stderr,
             "wrote %s: %s, %u layers, n_embd %u, %u heads (%u kv), n_ff %u, vocab %u, %s, "
             "%.2f M parameters, %" PRIu64 " bytes in %.2f s\n",
-            path, s.arch == HS_MODEL_ARCH_QWEN2 ? "qwen2" : "llama", s.n_layer, s.n_embd,
+            path, hs_model_arch_name(s.arch), s.n_layer, s.n_embd,
             s.n_head, s.n_head_kv, s.n_ff, s.n_vocab, hs_synth_type_name(s.type),
             (double)info.n_params / 1e6, info.file_bytes, dt);
     if (sv.kind != CLI_VOCAB_BYTES)

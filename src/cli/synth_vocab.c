@@ -81,7 +81,7 @@ int cli_synth_vocab_prepare(cli_synth_vocab *sv, hs_synth_spec *s) {
     return 0;
   }
   if (!sv->pre && sv->kind == CLI_VOCAB_BPE)
-    sv->pre = s->arch == HS_MODEL_ARCH_QWEN2 ? "qwen2" : "llama-bpe";
+    sv->pre = s->arch == HS_MODEL_ARCH_QWEN2 || s->arch == HS_MODEL_ARCH_QWEN3 ? "qwen2" : "llama-bpe";
   if (sv->pre && sv->kind == CLI_VOCAB_SPM) {
     fprintf(stderr, "hswarm model synth: --pre applies to --tokenizer bpe only\n");
     return HS_EINVAL;

@@ -26,6 +26,16 @@ const char *hs_rope_scaling_name(hs_rope_scaling s) {
   return "unknown";
 }
 
+const char *hs_model_arch_name(hs_model_arch a) {
+  switch (a) {
+  case HS_MODEL_ARCH_LLAMA: return "llama";
+  case HS_MODEL_ARCH_QWEN2: return "qwen2";
+  case HS_MODEL_ARCH_QWEN3: return "qwen3";
+  case HS_MODEL_ARCH_GEMMA3: return "gemma3";
+  }
+  return "unknown";
+}
+
 /* ---- metadata ---- */
 
 /* A required (def NULL) or optional u32 key "<arch>.<suffix>". */

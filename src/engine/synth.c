@@ -71,6 +71,19 @@ static const preset presets[] = {
                           false)},
     {"small-qwen2", SPEC(HS_MODEL_ARCH_QWEN2, 256, 2, 4, 2, 512, 512, 4096, 1000000.0f, false,
                          false)},
+    {"tiny-qwen3", {.arch = HS_MODEL_ARCH_QWEN3, .n_embd = 64, .n_layer = 2, .n_head = 4,
+                    .n_head_kv = 2, .n_ff = 192, .n_vocab = 512, .n_ctx_train = 4096,
+                    .rope_freq_base = 1000000.0f, .rms_norm_eps = 1e-6f, .type = HS_SYNTH_Q8_0,
+                    .head_dim = 32}},
+    {"tiny-gemma3", {.arch = HS_MODEL_ARCH_GEMMA3, .n_embd = 64, .n_layer = 3, .n_head = 4,
+                     .n_head_kv = 1, .n_ff = 192, .n_vocab = 512, .n_ctx_train = 4096,
+                     .rope_freq_base = 1000000.0f, .rms_norm_eps = 1e-6f, .type = HS_SYNTH_Q8_0,
+                     .head_dim = 32, .n_swa = 16, .swa_period = 3, .rope_freq_base_swa = 10000.0f}},
+    {"small-gemma3", {.arch = HS_MODEL_ARCH_GEMMA3, .n_embd = 640, .n_layer = 2, .n_head = 4,
+                      .n_head_kv = 1, .n_ff = 1024, .n_vocab = 512, .n_ctx_train = 4096,
+                      .rope_freq_base = 1000000.0f, .rms_norm_eps = 1e-6f, .type = HS_SYNTH_Q8_0,
+                      .head_dim = 256, .n_swa = 32, .swa_period = 2,
+                      .rope_freq_base_swa = 10000.0f, .tied = true}},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
@@ -91,8 +104,9 @@ int hs_synth_preset(const char *name, hs_synth_spec *out) {
 
 const char *hs_synth_preset_name(size_t i) { return i < N_PRESETS ? presets[i].name : NULL; }
 
-static const char *const type_names[] = {"f32",  "f16",  "bf16",   "q8_0",
-                                         "q4_0", "q4_k", "q4_k_m", "q6_k"};
+static const char *const type_names[] = {"f32",  "f16",  "bf16",   "q8_0",   "q4_0", "q4_k",
+                                         "q4_k_m", "q6_k", "q4_1",  "q5_0",  "q5_1", "iq4_nl",
+                                         "q2_k", "q3_k", "q5_k",   "iq4_xs"};
 #define N_TYPES (sizeof type_names / sizeof type_names[0])
 
 const char *hs_synth_type_name(hs_synth_type t) {
@@ -109,14 +123,21 @@ int hs_synth_type_parse(const char *name, hs_synth_type *out) {
   }
   return hs_set_error(&err, HS_EINVAL,
                       "unknown weight type '%.32s' (known: f32, f16, bf16, q8_0, q4_0, q4_k, "
-                      "q4_k_m, q6_k)",
+                      "q4_k_m, q6_k, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q5_k, iq4_xs)",
                       name);
+}
+
+static uint32_t synth_head_dim(const hs_synth_spec *s) {
+  return s->head_dim ? s->head_dim : s->n_embd / s->n_head;
 }
 
 int hs_synth_spec_check(const hs_synth_spec *s) {
   if (!s) return hs_set_error(&err, HS_EINVAL, "synth: NULL spec");
-  if (s->arch != HS_MODEL_ARCH_LLAMA && s->arch != HS_MODEL_ARCH_QWEN2)
+  if (s->arch != HS_MODEL_ARCH_LLAMA && s->arch != HS_MODEL_ARCH_QWEN2 &&
+      s->arch != HS_MODEL_ARCH_QWEN3 && s->arch != HS_MODEL_ARCH_GEMMA3)
     return hs_set_error(&err, HS_EINVAL, "synth: unknown architecture %d", (int)s->arch);
+  if (s->n_swa && s->arch != HS_MODEL_ARCH_GEMMA3)
+    return hs_set_error(&err, HS_EINVAL, "synth: a sliding window is for gemma3 only");
   const struct {
     const char *name;
     uint32_t v;
@@ -125,15 +146,15 @@ int hs_synth_spec_check(const hs_synth_spec *s) {
                {"n_ctx_train", s->n_ctx_train}};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
     if (sizes[i].v == 0) return hs_set_error(&err, HS_EINVAL, "synth: %s is 0", sizes[i].name);
-  if (s->n_embd % s->n_head != 0)
+  if (!s->head_dim && s->n_embd % s->n_head != 0)
     return hs_set_error(&err, HS_EINVAL, "synth: n_embd %u is not divisible by n_head %u",
                         s->n_embd, s->n_head);
   if (s->n_head % s->n_head_kv != 0)
     return hs_set_error(&err, HS_EINVAL, "synth: n_head %u is not divisible by n_head_kv %u",
                         s->n_head, s->n_head_kv);
-  if ((s->n_embd / s->n_head) % 2 != 0)
-    return hs_set_error(&err, HS_EINVAL, "synth: the head size %u is odd",
-                        s->n_embd / s->n_head);
+  if (synth_head_dim(s) % 2 != 0 || synth_head_dim(s) > 1024)
+    return hs_set_error(&err, HS_EINVAL, "synth: the head size %u is odd or above 1024",
+                        synth_head_dim(s));
   if (s->n_embd > (1u << 20) || s->n_ff > (1u << 22) || s->n_vocab > (1u << 24) ||
       s->n_layer > 4096)
     return hs_set_error(&err, HS_EINVAL, "synth: a size is out of range");
@@ -270,6 +291,14 @@ static uint32_t base_type(hs_synth_type t) {
   case HS_SYNTH_Q4_K:
   case HS_SYNTH_Q4_K_M: return HS_QUANT_Q4_K;
   case HS_SYNTH_Q6_K: return HS_QUANT_Q6_K;
+  case HS_SYNTH_Q4_1: return HS_QUANT_Q4_1;
+  case HS_SYNTH_Q5_0: return HS_QUANT_Q5_0;
+  case HS_SYNTH_Q5_1: return HS_QUANT_Q5_1;
+  case HS_SYNTH_IQ4_NL: return HS_QUANT_IQ4_NL;
+  case HS_SYNTH_Q2_K: return HS_QUANT_Q2_K;
+  case HS_SYNTH_Q3_K: return HS_QUANT_Q3_K;
+  case HS_SYNTH_Q5_K: return HS_QUANT_Q5_K;
+  case HS_SYNTH_IQ4_XS: return HS_QUANT_IQ4_XS;
   }
   return HS_QUANT_F32;
 }
@@ -323,13 +352,15 @@ static void add(const hs_synth_spec *s, plan *p, role r, uint32_t l, const char 
 }
 
 static int make_plan(const hs_synth_spec *s, plan *p) {
-  size_t per_layer = s->arch == HS_MODEL_ARCH_QWEN2 ? 12 : 9;
+  size_t per_layer = 13;
   p->n = 0;
   p->n_fallback = 0;
   p->t = hs_calloc(4 + (size_t)s->n_layer * per_layer, sizeof *p->t);
   if (!p->t) return hs_set_error(&err, HS_ENOMEM, "synth: out of memory");
-  const uint64_t e = s->n_embd, hd = s->n_embd / s->n_head, kv = (uint64_t)s->n_head_kv * hd,
-                 ff = s->n_ff, v = s->n_vocab;
+  const uint64_t e = s->n_embd, hd = synth_head_dim(s), kv = (uint64_t)s->n_head_kv * hd,
+                 qd = (uint64_t)s->n_head * hd, ff = s->n_ff, v = s->n_vocab;
+  const bool qk_norm = s->arch == HS_MODEL_ARCH_QWEN3 || s->arch == HS_MODEL_ARCH_GEMMA3;
+  const bool gemma = s->arch == HS_MODEL_ARCH_GEMMA3;
   const float ie = 1.0f / sqrtf((float)e), iff = 1.0f / sqrtf((float)ff);
   add(s, p, R_EMBD, 0, "token_embd.weight", e, v, s->tied ? 4.0f * ie : 1.0f);
   if (s->rope_llama3 && s->rope_freqs_tensor) add(s, p, R_ROPE, 0, "rope_freqs.weight", hd / 2, 1, 0);
@@ -339,19 +370,29 @@ static int make_plan(const hs_synth_spec *s, plan *p) {
   snprintf(name, sizeof name, "blk.%u." suffix, l);                                            \
   add(s, p, r, l, name, ne0, ne1, std)
     BLK(R_NORM, "attn_norm.weight", e, 1, 0);
-    BLK(R_Q, "attn_q.weight", e, e, 1.5f * ie);
+    BLK(R_Q, "attn_q.weight", e, qd, 1.5f * ie);
     BLK(R_K, "attn_k.weight", e, kv, 1.5f * ie);
     BLK(R_V, "attn_v.weight", e, kv, ie);
     if (s->arch == HS_MODEL_ARCH_QWEN2) {
-      BLK(R_BQ, "attn_q.bias", e, 1, 0.5f);
+      BLK(R_BQ, "attn_q.bias", qd, 1, 0.5f);
       BLK(R_BK, "attn_k.bias", kv, 1, 0.5f);
       BLK(R_BV, "attn_v.bias", kv, 1, 0.1f);
     }
-    BLK(R_O, "attn_output.weight", e, e, ie);
+    if (qk_norm) {
+      BLK(R_NORM, "attn_q_norm.weight", hd, 1, 0);
+      BLK(R_NORM, "attn_k_norm.weight", hd, 1, 0);
+    }
+    BLK(R_O, "attn_output.weight", qd, e, 1.0f / sqrtf((float)qd));
+    if (gemma) {
+      BLK(R_NORM, "post_attention_norm.weight", e, 1, 0);
+    }
     BLK(R_NORM, "ffn_norm.weight", e, 1, 0);
     BLK(R_GATE, "ffn_gate.weight", e, ff, ie);
     BLK(R_UP, "ffn_up.weight", e, ff, ie);
     BLK(R_DOWN, "ffn_down.weight", ff, e, iff);
+    if (gemma) {
+      BLK(R_NORM, "post_ffw_norm.weight", e, 1, 0);
+    }
 #undef BLK
   }
   add(s, p, R_NORM, 0, "output_norm.weight", e, 1, 0);
@@ -373,7 +414,7 @@ static double llama3_factor(const hs_synth_spec *s, uint32_t i, uint32_t n_rot) 
 /* ---- metadata ---- */
 
 static int add_metadata(const hs_synth_spec *s, hs_gguf_writer *w) {
-  const char *a = s->arch == HS_MODEL_ARCH_QWEN2 ? "qwen2" : "llama";
+  const char *a = hs_model_arch_name(s->arch);
   char key[96];
   int rc;
 #define U32(suffix, v)                                                                         \
@@ -390,9 +431,17 @@ static int add_metadata(const hs_synth_spec *s, hs_gguf_writer *w) {
       (rc = U32("feed_forward_length", s->n_ff)) ||
       (rc = U32("attention.head_count", s->n_head)) ||
       (rc = U32("attention.head_count_kv", s->n_head_kv)) ||
-      (rc = U32("rope.dimension_count", s->n_embd / s->n_head)) ||
+      (rc = U32("rope.dimension_count", synth_head_dim(s))) ||
       (rc = F32("rope.freq_base", s->rope_freq_base)) ||
       (rc = F32("attention.layer_norm_rms_epsilon", s->rms_norm_eps)))
+    return hs_set_error(&err, rc, "synth: metadata: %s", hs_gguf_writer_last_error());
+  if ((s->head_dim || s->arch == HS_MODEL_ARCH_QWEN3 || s->arch == HS_MODEL_ARCH_GEMMA3) &&
+      ((rc = U32("attention.key_length", synth_head_dim(s))) ||
+       (rc = U32("attention.value_length", synth_head_dim(s)))))
+    return hs_set_error(&err, rc, "synth: metadata: %s", hs_gguf_writer_last_error());
+  if (s->n_swa && ((rc = U32("attention.sliding_window", s->n_swa)) ||
+                   (s->swa_period && (rc = U32("attention.sliding_window_pattern", s->swa_period))) ||
+                   (s->rope_freq_base_swa > 0 && (rc = F32("rope.freq_base_swa", s->rope_freq_base_swa)))))
     return hs_set_error(&err, rc, "synth: metadata: %s", hs_gguf_writer_last_error());
   /* the tensor form replaces the keys, as in files from llama.cpp's converter (llama.cpp itself
    * rejects the scaling type "llama3") */

@@ -81,8 +81,9 @@ torch.set_num_threads(os.cpu_count())
 DT = torch.float64
 
 
-# Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL; Q4_K, Q6_K
-QUANT_ACT_BLOCK = {2: 32, 3: 32, 6: 32, 7: 32, 8: 32, 20: 32, 12: 256, 14: 256}
+# Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL; Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS
+QUANT_ACT_BLOCK = {2: 32, 3: 32, 6: 32, 7: 32, 8: 32, 20: 32,
+                   10: 256, 11: 256, 12: 256, 13: 256, 14: 256, 23: 256}
 
 
 def quant_act(h, block):
