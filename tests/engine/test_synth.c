@@ -263,8 +263,11 @@ static void test_types(void **state) {
   assert_int_equal(hs_synth_type_parse("Q4_K_M", &ty), 0);
   assert_int_equal(ty, HS_SYNTH_Q4_K_M);
   assert_string_equal(hs_synth_type_name(HS_SYNTH_Q6_K), "q6_k");
-  assert_int_equal(hs_synth_type_parse("q5_k", &ty), HS_EINVAL);
-  assert_msg_has(hs_synth_last_error(), "q5_k");
+  assert_int_equal(hs_synth_type_parse("q5_k", &ty), 0);
+  assert_int_equal(ty, HS_SYNTH_Q5_K);
+  assert_string_equal(hs_synth_type_name(HS_SYNTH_IQ4_XS), "iq4_xs");
+  assert_int_equal(hs_synth_type_parse("q1_0", &ty), HS_EINVAL);
+  assert_msg_has(hs_synth_last_error(), "q1_0");
 }
 
 /* Weights follow the documented scales; rope_freqs.weight holds Llama 3.1's factors. */
