@@ -19,6 +19,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
 int cmd_serve(int argc, char **argv); /* cmd_serve.c */
 #ifdef HS_WITH_CODE
 int cmd_code(int argc, char **argv);  /* code_job.c */

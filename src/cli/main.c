@@ -25,6 +25,7 @@ static void usage(FILE *f) {
         "  tokenize -m FILE TEXT      the token ids of a text\n"
         "  detokenize -m FILE IDS...  the text of token ids\n"
         "  embed -m FILE TEXT         the embedding of a text (pooled hidden states)\n"
+        "  perplexity -m FILE -f TEXT a model's perplexity on a text (llama-perplexity's protocol)\n"
         "  serve -m FILE              an OpenAI-compatible HTTP server (completions, chat,\n"
         "                             embeddings, streaming; /metrics)\n"
 #ifdef HS_WITH_CODE
@@ -69,6 +70,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
   if (!strcmp(cmd, "detokenize")) return cmd_detokenize(argc - 1, argv + 1);
   if (!strcmp(cmd, "embed")) return cmd_embed(argc - 1, argv + 1);
+  if (!strcmp(cmd, "perplexity")) return cmd_perplexity(argc - 1, argv + 1);
   if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
 #ifdef HS_WITH_CODE
   if (!strcmp(cmd, "code")) return cmd_code(argc - 1, argv + 1);
