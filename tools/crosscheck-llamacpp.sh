@@ -48,7 +48,7 @@
 #  4. A long prompt (README's first 2000 bytes, ~400 tokens) computed at once on 2 threads,
 #     five times: the logits must match llama.cpp's (F32, rel 1e-5) every time.
 #
-# Other settings: XC_ONLY=tok|gen|real (one part only), XC_QUICK=1 (512-token vocabularies and fewer
+# Other settings: XC_ONLY=tok|gen|real|realtok (one part only), XC_QUICK=1 (512-token vocabularies and fewer
 # types), XC_MODELS / XC_TYPES (space-separated names: only those models / types in part 3), XC_KEEP=1 (keep the work folder), XC_VERBOSE=1 (print every failing case, not the
 # first 5 per row).
 #
@@ -444,7 +444,7 @@ detok_check() { # name model api|pieces
   done
 }
 
-[[ ${XC_ONLY:-} = gen || ${XC_ONLY:-} = real ]] && SIZES=()
+[[ ${XC_ONLY:-} = gen || ${XC_ONLY:-} = real || ${XC_ONLY:-} = realtok ]] && SIZES=()
 n_rand=0 n_files=0
 for t in "${TEXTS[@]}"; do
   case ${t##*/} in rand*) n_rand=$((n_rand + 1)) ;; file-* | proj-*) n_files=$((n_files + 1)) ;; esac
@@ -604,7 +604,7 @@ gen_check() {
   done
 }
 
-[[ ${XC_ONLY:-} = tok || ${XC_ONLY:-} = real ]] && MODELS=()
+[[ ${XC_ONLY:-} = tok || ${XC_ONLY:-} = real || ${XC_ONLY:-} = realtok ]] && MODELS=()
 echo "== greedy generation ($N_GEN tokens, ${#PROMPTS[@]} prompts)"
 for mdl in "${MODELS[@]}"; do
   IFS='|' read -r mname margs <<< "$mdl"
@@ -650,7 +650,7 @@ done
 # ---- 4. a long prompt at once, on two threads ----------------------------------------------
 # hs_model_forward over a whole prompt of README's first 2000 bytes, on 2 threads, five times:
 # each time the last position's logits must match llama.cpp's (F32: rel 1e-5) and each other.
-if [[ ${XC_ONLY:-} != tok && ${XC_ONLY:-} != real ]]; then
+if [[ ${XC_ONLY:-} != tok && ${XC_ONLY:-} != real && ${XC_ONLY:-} != realtok ]]; then
   echo "== long prompt at once"
   for mdl in "small-llama3|--preset small-llama3 --rope-scaling llama3-tensor" "small-qwen2|--preset small-qwen2"; do
     IFS='|' read -r mname margs <<< "$mdl"
@@ -706,6 +706,39 @@ if [[ ${XC_REAL:-0} = 1 || ${XC_ONLY:-} = real ]]; then
     res="identical $n_ok, near-ties only $n_tie, different $n_bad"
     [[ $n_bad = 0 ]] || { res="DIFF: $res"; FAILED=1; }
     row real "$mname" "$mtype" "$((N_GEN * ${#PROMPTS[@]}))" "$res"
+  done
+fi
+
+# ---- 6. the published models' tokenizers on 13 MB of text -----------------------------------
+# With XC_REALTOK=1 (or XC_ONLY=realtok): tools/make_tokenizer_corpus.py writes the Python
+# standard library's sources (about 11 MB here, in pieces of 1 MB) and 2 MB of generated text in
+# many scripts with emoji, whitespace runs and digits; each piece is tokenized whole by
+# `hswarm tokenize -f` and `llama-tokenize -f --no-escape`, without BOS or special tokens, and
+# the id sequences must be equal.
+if [[ ${XC_REALTOK:-0} = 1 || ${XC_ONLY:-} = realtok ]]; then
+  echo "== published models' tokenizers"
+  /usr/bin/python3 "$ROOT/tools/make_tokenizer_corpus.py" "$W/corpus" >&2 || FAILED=1
+  for mname in smollm2-135m-instruct gemma3-270m; do
+    f=${HS_MODELS_DIR:-$ROOT/.deps/models}/$mname.gguf
+    [[ -r $f ]] || { row realtok "$mname" - - "n/a: $f is missing (tools/models.sh)"; FAILED=1; continue; }
+    bytes=0 n_ids=0 bad=()
+    for t in "$W"/corpus/*.txt; do
+      "$HSWARM" tokenize -m "$f" -f "$t" --ids --no-bos > "$W/t.h" 2> "$W/t.err" || { bad+=("$(basename "$t"): hswarm failed"); continue; }
+      "$LLAMA_BIN/llama-tokenize" -m "$f" -f "$t" --ids --log-disable --no-parse-special --no-bos \
+        --no-escape 2> /dev/null | ids_of > "$W/t.l"
+      bytes=$((bytes + $(stat -c %s "$t")))
+      n_ids=$((n_ids + $(wc -w < "$W/t.h")))
+      if ! cmp -s <(ids_of < "$W/t.h") "$W/t.l"; then
+        bad+=("$(basename "$t"): $(paste -d' ' <(tr ' ' '\n' < "$W/t.h") <(tr ' ' '\n' < "$W/t.l") | awk '$1 != $2 { print "first difference at id " NR ": ours " $1 ", llama " $2; exit }')")
+      fi
+      note "  $mname $(basename "$t"): ${bad[-1]:-ok}"
+    done
+    if [[ ${#bad[@]} = 0 ]]; then
+      row realtok "$mname" "$((bytes / 1024)) KiB" "$n_ids" "ok: the same ids"
+    else
+      row realtok "$mname" "$((bytes / 1024)) KiB" "$n_ids" "DIFF: ${bad[*]}"
+      FAILED=1
+    fi
   done
 fi
 

@@ -13,9 +13,10 @@
 #include "hswarm/gguf.h"
 
 #define TOK_USAGE                                                                                \
-  "usage: hswarm tokenize -m FILE [--ids] [--special] [--no-bos] [--json] [--] TEXT\n"          \
+  "usage: hswarm tokenize -m FILE [--ids] [--special] [--no-bos] [--json] (-f TEXTFILE | [--] TEXT)\n" \
   "  prints one token per line (id, then its text); --ids: only the ids, on one line\n"         \
-  "  --special: special-token texts in TEXT become their tokens; --no-bos: no BOS token\n"
+  "  --special: special-token texts in TEXT become their tokens; --no-bos: no BOS token\n"     \
+  "  -f TEXTFILE: the text is the file's contents (- for standard input)\n"
 #define DETOK_USAGE                                                                              \
   "usage: hswarm detokenize -m FILE ID... [--special] [--keep-space-prefix] [--json]\n"         \
   "  prints the text of the token ids; --special: control tokens as their text\n"              \
@@ -58,7 +59,7 @@ static int failed(bool json, const char *command) {
 }
 
 int cmd_tokenize(int argc, char **argv) {
-  const char *model = NULL, *text = NULL;
+  const char *model = NULL, *text = NULL, *text_file = NULL;
   bool ids_only = false, special = false, no_bos = false, json = false, after_dashes = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -72,6 +73,7 @@ int cmd_tokenize(int argc, char **argv) {
     }
     if (!strcmp(a, "--") && !text) after_dashes = true; /* the text follows, even "-x" */
     else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc) model = argv[++i];
+    else if ((!strcmp(a, "-f") || !strcmp(a, "--file")) && i + 1 < argc) text_file = argv[++i];
     else if (!strcmp(a, "--ids")) ids_only = true;
     else if (!strcmp(a, "--special")) special = true;
     else if (!strcmp(a, "--no-bos")) no_bos = true;
@@ -85,13 +87,22 @@ int cmd_tokenize(int argc, char **argv) {
       return EXIT_USAGE;
     }
   }
-  if (!model || !text) {
+  if (!model || !text == !text_file) {
     fputs(TOK_USAGE, stderr);
     return EXIT_USAGE;
   }
+  char *file_text = NULL;
+  if (text_file) {
+    size_t len;
+    if (!(file_text = cli_read_file(text_file, &len))) return failed(json, "tokenize");
+    text = file_text;
+  }
   hs_gguf *g = NULL;
   hs_tokenizer *t = NULL;
-  if (open_tokenizer(model, &g, &t)) return failed(json, "tokenize");
+  if (open_tokenizer(model, &g, &t)) {
+    hs_free(file_text);
+    return failed(json, "tokenize");
+  }
   int32_t *ids = NULL;
   size_t n = 0;
   unsigned flags = (no_bos ? 0 : HS_TOKENIZE_ADD_BOS) | (special ? HS_TOKENIZE_PARSE_SPECIAL : 0);
@@ -124,6 +135,7 @@ int cmd_tokenize(int argc, char **argv) {
     }
   }
   hs_free(ids);
+  hs_free(file_text);
   hs_tokenizer_destroy(t);
   hs_gguf_close(g);
   return status;
