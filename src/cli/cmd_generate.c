@@ -16,7 +16,8 @@
   "usage: hswarm generate -m FILE (-p PROMPT | -f FILE) [options]\n"                             \
   "  --chat                  the prompt is a user message, rendered with the chat template\n"   \
   "  --system TEXT           a system message (with --chat)\n"                                  \
-  "  --chat-template NAME|FILE  llama3, llama2, mistral, chatml, or a template file\n"          \
+  "  --chat-template NAME|FILE  llama3, llama2, mistral, chatml, chatml-smollm2, gemma, or a\n" \
+  "                          template file\n"                                                 \
   "                          (default: chosen from the model's tokenizer.chat_template)\n"      \
   "  -n, --max-tokens N      tokens to generate (default 256; 0: until the context is full)\n"  \
   "  --temperature T --top-k K --top-p P --min-p P --seed N\n"                                  \
@@ -140,7 +141,8 @@ static const char *finish_name(hs_finish_reason f) {
   return f == HS_FINISH_STOP ? "stop" : f == HS_FINISH_LENGTH ? "length" : "cancelled";
 }
 
-static void print_json(const gen_opts *o, const hs_generate_result *r) {
+static void print_json(const gen_opts *o, const hs_generate_result *r,
+                       const hs_chat_template *tmpl) {
   printf("{\"command\":\"generate\",\"status\":\"ok\",\"text\":");
   cli_json_string_n(stdout, r->text, r->text_len);
   printf(",\"finish_reason\":\"%s\",\"prompt_tokens\":%u,\"completion_tokens\":%u,"
@@ -148,7 +150,10 @@ static void print_json(const gen_opts *o, const hs_generate_result *r) {
          finish_name(r->finish), r->n_prompt, r->n_generated, r->prefill_seconds,
          r->decode_seconds);
   for (uint32_t i = 0; i < r->n_generated; i++) printf("%s%d", i ? "," : "", r->tokens[i]);
-  printf("]}\n");
+  printf("],\"chat_template\":");
+  if (tmpl) cli_json_string(stdout, hs_chat_template_name(tmpl));
+  else fputs("null", stdout);
+  printf("}\n");
   (void)o;
 }
 
@@ -211,7 +216,7 @@ int cmd_generate(int argc, char **argv) {
     goto done;
   }
   if (o.json) {
-    print_json(&o, &res);
+    print_json(&o, &res, tmpl);
   } else {
     fputc('\n', stdout);
     if (o.ids) {

@@ -33,6 +33,15 @@ static const char LLAMA2_JINJA[] =
     "{%- elif m['role'] == 'user' %}{{- '[INST] ' + m['content'] + ' [/INST]' }}"
     "{%- else %}{{- ' ' + m['content'] + eos_token }}{%- endif %}{%- endfor %}";
 
+/* Gemma's turn convention, for gemma3 files (written for these tests, in the shape of Google's:
+ * no system turn, the system message in front of the first user message, "model" turns). */
+static const char GEMMA_JINJA[] =
+    "{{- bos_token }}{%- set sys = '' %}{%- for m in messages %}"
+    "{%- if m['role'] == 'system' %}{%- set sys = m['content'] | trim + '\\n\\n' %}"
+    "{%- else %}{{- '<start_of_turn>' + ('model' if m['role'] == 'assistant' else 'user') + "
+    "'\\n' + sys + m['content'] | trim + '<end_of_turn>\\n' }}{%- set sys = '' %}{%- endif %}"
+    "{%- endfor %}{%- if add_generation_prompt %}{{- '<start_of_turn>model\\n' }}{%- endif %}";
+
 int cli_synth_vocab_parse_kind(const char *v, cli_synth_vocab *sv) {
   if (!strcmp(v, "bpe")) {
     sv->kind = CLI_VOCAB_BPE;
@@ -66,7 +75,8 @@ static int add_vocab(hs_gguf_writer *w, void *ctx) {
     snprintf(sv->error, sizeof sv->error, "%s", hs_tokenizer_last_error());
     return rc;
   }
-  const char *jinja = sv->kind == CLI_VOCAB_SPM                       ? LLAMA2_JINJA
+  const char *jinja = sv->arch == HS_MODEL_ARCH_GEMMA3                ? GEMMA_JINJA
+                      : sv->kind == CLI_VOCAB_SPM                     ? LLAMA2_JINJA
                       : (sv->pre && !strcmp(sv->pre, "qwen2"))        ? CHATML_JINJA
                                                                       : LLAMA3_JINJA;
   return hs_gguf_writer_add_str(w, "tokenizer.chat_template", jinja, strlen(jinja));
@@ -103,6 +113,7 @@ int cli_synth_vocab_prepare(cli_synth_vocab *sv, hs_synth_spec *s) {
   }
   snprintf(sv->corpus_used, sizeof sv->corpus_used, "%s", path);
   sv->n_vocab = s->n_vocab;
+  sv->arch = s->arch;
   s->add_tokenizer = add_vocab;
   s->tokenizer_ctx = sv;
   return 0;

@@ -25,6 +25,7 @@ typedef struct cli_synth_vocab {
   size_t corpus_len;
   char corpus_used[4096];
   uint32_t n_vocab;
+  hs_model_arch arch; /* gemma3 files get Gemma's chat template */
   hs_vocab_train_result result;
   char error[512];
 } cli_synth_vocab;

@@ -122,7 +122,15 @@ expect_in err.txt "zz"
 expect_status 0 "$HSWARM" generate -m bpe.gguf --chat -p "hello" --system "be brief" -n 4 --ignore-eos --json
 expect_json
 [ "$(jq -r .prompt_tokens out.txt)" -gt 8 ] || fail "chat prompt is not rendered"
+[ "$(jq -r .chat_template out.txt)" = llama3 ] || fail "llama3 chosen from the file"
 expect_status 0 "$HSWARM" generate -m qwen.gguf --chat -p "hello" -n 4 --ignore-eos --json
+[ "$(jq -r .chat_template out.txt)" = chatml ] || fail "chatml chosen from the file"
+# a gemma3 file carries Gemma's turn template: found from it
+expect_status 0 "$HSWARM" model synth --preset tiny-gemma3 --tokenizer spm --corpus corpus.txt -o gemma.gguf
+expect_status 0 "$HSWARM" generate -m gemma.gguf --chat -p "hello" --system "be brief" -n 4 --ignore-eos --json
+[ "$(jq -r .chat_template out.txt)" = gemma ] || fail "gemma chosen from the file"
+expect_status 0 "$HSWARM" generate -m gemma.gguf -p "hello" -n 4 --ignore-eos --json
+[ "$(jq -r .chat_template out.txt)" = null ] || fail "no chat template without --chat"
 expect_status 3 "$HSWARM" generate -m bytes.gguf --chat -p "hello" -n 4
 expect_in err.txt "chat_template"
 expect_status 0 "$HSWARM" generate -m bytes.gguf --chat --chat-template chatml -p "hello" -n 4 --ignore-eos

@@ -81,6 +81,33 @@ static void test_chatml_default_system(void **state) {
   assert_int_equal(live_blocks, 0);
 }
 
+/* Gemma: the system message folded into the first user turn, "model" for the assistant. */
+static void test_gemma(void **state) {
+  hs_chat_message m[] = {{"system", " Be brief. "}, {"user", "Hi"}, {"assistant", "Hello!"},
+                         {"user", "2+2?"}};
+  char *s = render_named("gemma", m, 4, true);
+  assert_string_equal(s, "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n"
+                         "<start_of_turn>model\nHello!<end_of_turn>\n"
+                         "<start_of_turn>user\n2+2?<end_of_turn>\n<start_of_turn>model\n");
+  hs_free(s);
+  hs_chat_message u[] = {{"user", "Hi"}};
+  s = render_named("gemma", u, 1, true);
+  assert_string_equal(s, "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n");
+  hs_free(s);
+  assert_int_equal(live_blocks, 0);
+}
+
+/* SmolLM2: ChatML with its own default system message. */
+static void test_smollm2(void **state) {
+  hs_chat_message m[] = {{"user", "Hi"}};
+  char *s = render_named("chatml-smollm2", m, 1, true);
+  assert_string_equal(s, "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, "
+                         "trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+                         "<|im_start|>assistant\n");
+  hs_free(s);
+  assert_int_equal(live_blocks, 0);
+}
+
 static void test_stops_and_name(void **state) {
   hs_chat_template *t = NULL;
   assert_int_equal(hs_chat_template_load_named(template_dir, "llama3", &t), 0);
@@ -111,6 +138,16 @@ static void test_detect(void **state) {
       {"{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
        "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}",
        "chatml"},
+      /* SmolLM2's template, which names its default system message (before plain ChatML) */
+      {"{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+       "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by "
+       "Hugging Face<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + "
+       "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}",
+       "chatml-smollm2"},
+      {"{{ bos_token }}{%- for message in loop_messages -%}{{ '<start_of_turn>' + role + '\\n' "
+       "+ (first_user_prefix if loop.first else '') }}{{ message['content'] | trim }}"
+       "{{ '<end_of_turn>\\n' }}{%- endfor -%}",
+       "gemma"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     hs_chat_template *t = NULL;
@@ -223,6 +260,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_chatml_default_system, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stops_and_name, setup, teardown),
       cmocka_unit_test_setup_teardown(test_detect, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_gemma, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_smollm2, setup, teardown),
       cmocka_unit_test_setup_teardown(test_render_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_parse_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_escapes_and_braces, setup, teardown),
