@@ -6,6 +6,7 @@
  * and the range and uniformity of the counter-based generator. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <math.h>
@@ -341,8 +342,98 @@ static void test_rand_uniform(void **state) {
   assert_true(fabs(sum / N - 0.5) < 0.005);
 }
 
+/* ---- the lazy heap against a whole sort ---- */
+
+typedef struct cand {
+  float v;
+  int32_t id;
+} cand;
+
+static int cand_cmp(const void *a, const void *b) {
+  const cand *x = a, *y = b;
+  if (x->v != y->v) return x->v > y->v ? -1 : 1;
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* The documented pipeline with every candidate sorted first (no penalties). */
+static int32_t sorted_pick(const hs_sampler_params *p, const float *logits, size_t n,
+                           uint64_t pos) {
+  static cand c[MAXV];
+  static double q[MAXV];
+  for (size_t i = 0; i < n; i++) c[i] = (cand){logits[i], (int32_t)i};
+  qsort(c, n, sizeof c[0], cand_cmp);
+  double vmax = c[0].v, total = 0;
+  for (size_t i = 0; i < n; i++) q[i] = (float)exp(((double)c[i].v - vmax) / p->temperature);
+  size_t m = p->top_k > 0 && (size_t)p->top_k < n ? (size_t)p->top_k : n;
+  bool cut = m < n;
+  if (cut)
+    for (size_t i = 0; i < m; i++) total += q[i];
+  else
+    for (size_t i = 0; i < n; i++) total += (float)exp(((double)logits[i] - vmax) / p->temperature);
+  if (p->top_p < 1.0f) {
+    double cum = 0;
+    for (size_t i = 0; i < m; i++)
+      if ((cum += q[i]) >= (double)p->top_p * total) {
+        m = i + 1;
+        cut = true;
+        break;
+      }
+  }
+  if (p->min_p > 0.0f) {
+    size_t keep = 1;
+    while (keep < m && q[keep] >= (double)p->min_p * q[0]) keep++;
+    if (keep < m) cut = true;
+    m = keep;
+  }
+  double sum = total;
+  if (cut) {
+    while (m > 1 && q[m - 1] == 0) m--;
+    sum = 0;
+    for (size_t i = 0; i < m; i++) sum += q[i];
+  }
+  double u = hs_rand_uniform(p->seed, pos, 0) * sum, cum = 0;
+  for (size_t i = 0; i < m; i++)
+    if (u < (cum += q[i])) return c[i].id;
+  size_t last = m - 1;
+  while (last > 0 && q[last] == 0) last--;
+  return c[last].id;
+}
+
+/* Popping candidates only as far as the cuts and the draw need gives the picks of a whole sort,
+ * for flat and peaked logits, ties, and every cut. */
+static void test_lazy_equals_sorted(void **state) {
+  (void)state;
+  float logits[MAXV];
+  uint64_t x = 12345;
+  int differ = 0, draws = 0;
+  for (int round = 0; round < 40; round++) {
+    const float spread = round % 4 == 0 ? 0.5f : round % 4 == 1 ? 4.0f : round % 4 == 2 ? 20.0f : 60.0f;
+    for (size_t i = 0; i < MAXV; i++) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      logits[i] = (float)((double)(x % 10000) / 10000.0 - 0.5) * spread;
+      if (round % 5 == 0 && i % 7 == 0) logits[i] = logits[i / 2]; /* ties */
+    }
+    hs_sampler_params p;
+    hs_sampler_params_init(&p);
+    p.seed = (uint64_t)round;
+    p.temperature = round % 3 == 0 ? 0.3f : round % 3 == 1 ? 0.8f : 1.7f;
+    p.top_k = round % 6 == 0 ? 40 : 0;
+    p.top_p = round % 4 == 1 ? 0.9f : 1.0f;
+    p.min_p = round % 5 == 2 ? 0.05f : 0.0f;
+    for (uint64_t pos = 0; pos < 50; pos++) {
+      draws++;
+      differ += sample(&p, logits, MAXV, NULL, 0, pos) != sorted_pick(&p, logits, MAXV, pos);
+    }
+  }
+  print_message("%d draws, %d different from the whole sort\n", draws, differ);
+  assert_int_equal(differ, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_lazy_equals_sorted),
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_greedy),
       cmocka_unit_test(test_reproducible),
