@@ -728,10 +728,12 @@ if [[ ${XC_REALTOK:-0} = 1 || ${XC_ONLY:-} = realtok ]]; then
         --no-escape 2> /dev/null | ids_of > "$W/t.l"
       bytes=$((bytes + $(stat -c %s "$t")))
       n_ids=$((n_ids + $(wc -w < "$W/t.h")))
+      local_bad=""
       if ! cmp -s <(ids_of < "$W/t.h") "$W/t.l"; then
+        local_bad=1
         bad+=("$(basename "$t"): $(paste -d' ' <(tr ' ' '\n' < "$W/t.h") <(tr ' ' '\n' < "$W/t.l") | awk '$1 != $2 { print "first difference at id " NR ": ours " $1 ", llama " $2; exit }')")
       fi
-      note "  $mname $(basename "$t"): ${bad[-1]:-ok}"
+      note "  $mname $(basename "$t"): $([[ -n $local_bad ]] && echo "${bad[${#bad[@]}-1]}" || echo ok)"
     done
     if [[ ${#bad[@]} = 0 ]]; then
       row realtok "$mname" "$((bytes / 1024)) KiB" "$n_ids" "ok: the same ids"
