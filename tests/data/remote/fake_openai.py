@@ -6,6 +6,7 @@
 Listens on a free loopback port (written to PORT_FILE). POST /v1/completions answers after
 0.2 s with the prompt's last 3 characters as its text; GET /v1/models lists "fake". MODE:
   ok          always answer
+  slow        always answer, after 0.6 s
   429x2       answer 429 (Retry-After: 0) to the first two requests, then answer
   400         always 400 with an OpenAI-style error
   500         always 500 (Retry-After: 0)
@@ -50,7 +51,9 @@ class Handler(BaseHTTPRequestHandler):
             at_once += 1
             stats["max_at_once"] = max(stats["max_at_once"], at_once)
         try:
-            time.sleep(0.2)
+            # "slow": as "ok", but each answer takes long enough that a client under load (the
+            # sanitizer pass beside other tests) still has many requests out at once
+            time.sleep(0.6 if MODE == "slow" else 0.2)
             if MODE == "400":
                 self.reply(400, {"error": {"message": "the fake refuses this", "type": "invalid_request_error"}})
             elif MODE == "500" or (MODE == "429x2" and n <= 2):
