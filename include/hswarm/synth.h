@@ -117,7 +117,7 @@ typedef struct hs_synth_info {
  *                1 KV head, n_ff 192, vocab 512, window 16, rope bases 1e6 and 1e4 (untied:
  *                tied, the scaled embedding of the input token dominates and greedy repeats it)
  *   small-gemma3 gemma3, 640 wide (not a multiple of 256, as Gemma 3 270M), 2 layers (period 2),
- *                4 heads of 256, 1 KV head, n_ff 1024, vocab 512, window 32, tied embeddings
+ *                4 heads of 256, 1 KV head, n_ff 1024, vocab 512, window 32 (untied, as tiny-gemma3)
  * Returns 0 or HS_EINVAL for an unknown name. */
 int hs_synth_preset(const char *name, hs_synth_spec *out);
 /* Name of preset i (0, 1, ...), NULL past the last. Static. */

@@ -83,7 +83,7 @@ static const preset presets[] = {
                       .n_head_kv = 1, .n_ff = 1024, .n_vocab = 512, .n_ctx_train = 4096,
                       .rope_freq_base = 1000000.0f, .rms_norm_eps = 1e-6f, .type = HS_SYNTH_Q8_0,
                       .head_dim = 256, .n_swa = 32, .swa_period = 2,
-                      .rope_freq_base_swa = 10000.0f, .tied = true}},
+                      .rope_freq_base_swa = 10000.0f}},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
