@@ -442,13 +442,20 @@ static void q_q8_0(const float *x, uint8_t *b) {
   for (int j = 0; j < QK; j++) b[2 + j] = (uint8_t)(int8_t)round_clamp(x[j] * id, -127, 127);
 }
 
-static void q_q4_0(const float *x, uint8_t *b) {
-  float amax = 0.0f, max = 0.0f; /* max: the value of largest magnitude, with its sign */
-  for (int j = 0; j < QK; j++)
+/* The value of largest magnitude among x[0..n), with its sign (the first of equal magnitudes;
+ * 0 when all are 0 or NaN). */
+static float signed_absmax(const float *x, int n) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < n; j++)
     if (fabsf(x[j]) > amax) {
       amax = fabsf(x[j]);
       max = x[j];
     }
+  return max;
+}
+
+static void q_q4_0(const float *x, uint8_t *b) {
+  float max = signed_absmax(x, QK);
   float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
   store_f16(b, hs_quant_f32_to_fp16(d));
   for (int j = 0; j < QK / 2; j++) {
@@ -495,12 +502,7 @@ static void q5_store(const int q[QK], uint8_t *qh4, uint8_t *qs) {
 }
 
 static void q_q5_0(const float *x, uint8_t *b) {
-  float amax = 0.0f, max = 0.0f;
-  for (int j = 0; j < QK; j++)
-    if (fabsf(x[j]) > amax) {
-      amax = fabsf(x[j]);
-      max = x[j];
-    }
+  float max = signed_absmax(x, QK);
   float d = max / -16.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
   store_f16(b, hs_quant_f32_to_fp16(d));
   int q[QK];
@@ -534,12 +536,7 @@ static int iq4nl_nearest(float v) {
 }
 
 static void q_iq4_nl(const float *x, uint8_t *b) {
-  float amax = 0.0f, max = 0.0f;
-  for (int j = 0; j < QK; j++)
-    if (fabsf(x[j]) > amax) {
-      amax = fabsf(x[j]);
-      max = x[j];
-    }
+  float max = signed_absmax(x, QK);
   /* the largest magnitude lands on the extreme level of its sign */
   float d = max < 0 ? max / -127.0f : max / 113.0f;
   uint16_t dh = hs_quant_f32_to_fp16(d);
@@ -725,12 +722,7 @@ static void q_q5_k(const float *x, uint8_t *b) {
 static void q_iq4_xs(const float *x, uint8_t *b) {
   float dls[8], dmax = 0.0f;
   for (int s = 0; s < 8; s++) {
-    float amax = 0.0f, max = 0.0f;
-    for (int l = 0; l < 32; l++)
-      if (fabsf(x[32 * s + l]) > amax) {
-        amax = fabsf(x[32 * s + l]);
-        max = x[32 * s + l];
-      }
+    float max = signed_absmax(x + 32 * s, 32);
     dls[s] = max < 0 ? max / -127.0f : max / 113.0f;
     dmax = fmaxf(dmax, dls[s]);
   }

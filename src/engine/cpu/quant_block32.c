@@ -190,12 +190,6 @@ HS_INLINE HS_TARGET_AVX2 __m256i dot32_avx2(__m256i w, __m256i aw, __m256i a) {
   return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
-HS_INLINE HS_TARGET_AVX2 float sum8_avx2(__m256 v) {
-  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
-}
-
 /* One unpacked row against T (1..4) tokens. */
 HS_INLINE HS_TARGET_AVX2 void row_tokens_avx2(const int8_t *w, const float *d, const float *m,
                                               int has_min, size_t nb, const uint8_t *const *a,
@@ -220,7 +214,7 @@ HS_INLINE HS_TARGET_AVX2 void row_tokens_avx2(const int8_t *w, const float *d, c
       }
     }
   }
-  for (int t = 0; t < T; t++) y[(size_t)t * ldy] = sum8_avx2(F[t]) + macc[t];
+  for (int t = 0; t < T; t++) y[(size_t)t * ldy] = hs_sum8_avx2(F[t]) + macc[t];
 }
 
 HS_INLINE HS_TARGET_AVX2 void rows_avx2_type(int type, const b32_type *tt, const hs_cpu_job *j,

@@ -154,12 +154,6 @@ static size_t panel_avx2(size_t n_cols, size_t n_tok) {
   return ((n_cols + 63) & ~(size_t)63) + 2 * 4 * (n_cols / 16) + 64;
 }
 
-HS_INLINE HS_TARGET_AVX2 float sum8_avx2(__m256 v) {
-  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
-}
-
 /* One unpacked row against T (1..4) tokens of REF_K activations. */
 HS_INLINE HS_TARGET_AVX2 void row_tokens_avx2(const int8_t *w, const float *ds, const float *dm,
                                               int mins, size_t nb, const uint8_t *const *a,
@@ -194,7 +188,7 @@ HS_INLINE HS_TARGET_AVX2 void row_tokens_avx2(const int8_t *w, const float *ds, 
       F[t] = _mm256_fmadd_ps(_mm256_sub_ps(SF[t], SM[t]), _mm256_set1_ps(dx), F[t]);
     }
   }
-  for (int t = 0; t < T; t++) y[(size_t)t * ldy] = sum8_avx2(F[t]);
+  for (int t = 0; t < T; t++) y[(size_t)t * ldy] = hs_sum8_avx2(F[t]);
 }
 
 HS_INLINE HS_TARGET_AVX2 void rows_avx2_type(int type, const hs_cpu_job *j, size_t r0, size_t r1,

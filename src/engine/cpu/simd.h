@@ -33,12 +33,16 @@ HS_INLINE HS_TARGET_AVX512 float hs_sum16_avx512(__m512 v) {
   return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
 }
 
-/* hs_cpu_sum16 of lanes 0..7 (lo) and 8..15 (hi). */
-HS_INLINE HS_TARGET_AVX2 float hs_sum16_avx2(__m256 lo, __m256 hi) {
-  __m256 s8 = _mm256_add_ps(lo, hi);
-  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+/* The 8 lanes of v summed in a fixed tree: halves, then pairs, then the last two. */
+HS_INLINE HS_TARGET_AVX2 float hs_sum8_avx2(__m256 v) {
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
   return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+}
+
+/* hs_cpu_sum16 of lanes 0..7 (lo) and 8..15 (hi): the halves added lane by lane first. */
+HS_INLINE HS_TARGET_AVX2 float hs_sum16_avx2(__m256 lo, __m256 hi) {
+  return hs_sum8_avx2(_mm256_add_ps(lo, hi));
 }
 #endif
 
