@@ -50,26 +50,26 @@ class Handler(BaseHTTPRequestHandler):
             stats["prompts"].append(req.get("prompt"))
             at_once += 1
             stats["max_at_once"] = max(stats["max_at_once"], at_once)
-        try:
-            # "slow": as "ok", but each answer takes long enough that a client under load (the
-            # sanitizer pass beside other tests) still has many requests out at once
-            time.sleep(0.6 if MODE == "slow" else 0.2)
-            if MODE == "400":
-                self.reply(400, {"error": {"message": "the fake refuses this", "type": "invalid_request_error"}})
-            elif MODE == "500" or (MODE == "429x2" and n <= 2):
-                self.reply(500 if MODE == "500" else 429, {"error": {"message": "try later"}}, True)
-            else:
-                p = req.get("prompt", "")
-                self.reply(200, {"object": "text_completion", "model": req.get("model"),
-                                 "choices": [{"index": 0, "text": "ok:" + p[-3:], "finish_reason": "stop"}],
-                                 "usage": {"prompt_tokens": len(p), "completion_tokens": 4,
-                                           "total_tokens": len(p) + 4}})
-        finally:
-            with lock:
-                at_once -= 1
-                with open(STATS_FILE, "w") as f:
-                    json.dump(stats, f)
-
+        # "slow": as "ok", but each answer takes long enough that a client under load (the
+        # sanitizer pass beside other tests) still has many requests out at once
+        time.sleep(0.6 if MODE == "slow" else 0.2)
+        # counted out, and the stats written, before the answer: a client that has its answer
+        # may send its next request at once, and the test reads the stats as soon as the client
+        # is done
+        with lock:
+            at_once -= 1
+            with open(STATS_FILE, "w") as f:
+                json.dump(stats, f)
+        if MODE == "400":
+            self.reply(400, {"error": {"message": "the fake refuses this", "type": "invalid_request_error"}})
+        elif MODE == "500" or (MODE == "429x2" and n <= 2):
+            self.reply(500 if MODE == "500" else 429, {"error": {"message": "try later"}}, True)
+        else:
+            p = req.get("prompt", "")
+            self.reply(200, {"object": "text_completion", "model": req.get("model"),
+                             "choices": [{"index": 0, "text": "ok:" + p[-3:], "finish_reason": "stop"}],
+                             "usage": {"prompt_tokens": len(p), "completion_tokens": 4,
+                                       "total_tokens": len(p) + 4}})
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 with open(PORT_FILE, "w") as f:
