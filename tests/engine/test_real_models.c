@@ -24,10 +24,9 @@
 
 #include <cmocka.h>
 
+#include "engine/forward_ref.h"
 #include "hswarm/engine.h"
 #include "hswarm/tokenizer.h"
-
-#define PYTHON "/usr/bin/python3"
 
 static void model_path(char *path, size_t size, const char *name) {
   const char *dir = getenv("HS_MODELS_DIR");
@@ -46,42 +45,17 @@ static void model_path(char *path, size_t size, const char *name) {
 
 /* Logits of model_ref.py for toks, [n][nv], malloc'd; act_quant: with the kernels' activation
  * rounding and f16 keys and values, else exact (float64 on the dequantized weights). */
-static float *ref_logits(const char *model, int act_quant, const int32_t *toks, size_t n,
-                         size_t nv) {
-  const char *src = getenv("HS_SOURCE_DIR");
-  if (!src) fail_msg("HS_SOURCE_DIR is not set");
-  char out[256];
-  snprintf(out, sizeof out, "/tmp/hs_real_ref_%d.bin", (int)getpid());
-  size_t cap = 8192 + 12 * n;
-  char *cmd = malloc(cap);
-  assert_non_null(cmd);
-  int k = snprintf(cmd, cap, PYTHON " '%s/tests/engine/model_ref.py' logits '%s' %s '%s'", src,
-                   model, act_quant ? "--act-quant --kv-f16" : "", out);
-  for (size_t i = 0; i < n; i++) k += snprintf(cmd + k, cap - (size_t)k, " %d", (int)toks[i]);
-  int rc = system(cmd);
-  if (rc != 0) fail_msg("%s failed (status %d)", cmd, rc);
-  free(cmd);
-  FILE *f = fopen(out, "rb");
-  assert_non_null(f);
-  float *r = malloc(n * nv * sizeof *r);
-  assert_non_null(r);
-  assert_int_equal(fread(r, sizeof *r, n * nv, f), n * nv);
-  fclose(f);
-  unlink(out);
+static float *real_ref_logits(const char *model, int act_quant, const int32_t *toks, size_t n,
+                              size_t nv) {
+  kv_type = act_quant ? HS_KV_F16 : HS_KV_F32;
+  size_t len;
+  float *r = run_ref("logits", model, act_quant ? "--act-quant" : NULL, toks, n, &len);
+  assert_int_equal(len, n * nv * sizeof(float));
+  kv_type = HS_KV_F16;
   return r;
 }
 
-static double rel_l2(const float *a, const float *b, size_t n) {
-  double d = 0, s = 0;
-  for (size_t i = 0; i < n; i++) {
-    double e = (double)a[i] - b[i];
-    d += e * e;
-    s += (double)b[i] * b[i];
-  }
-  return sqrt(d / s);
-}
-
-static size_t argmax(const float *x, size_t n, float *margin) {
+static size_t argmax_margin(const float *x, size_t n, float *margin) {
   size_t b = 0, s = 1;
   if (x[1] > x[0]) b = 1, s = 0;
   for (size_t i = 2; i < n; i++) {
@@ -117,7 +91,7 @@ static void check_model(const char *name) {
   float *c = malloc(n * nv * sizeof *c);
   assert_non_null(c);
   if (hs_model_forward(m, it, n, c, NULL) != 0) fail_msg("forward: %s", hs_engine_last_error());
-  float *r = ref_logits(path, 1, toks, n, nv), *x = ref_logits(path, 0, toks, n, nv);
+  float *r = real_ref_logits(path, 1, toks, n, nv), *x = real_ref_logits(path, 0, toks, n, nv);
   /* 1. position 0 (attention over itself only, so no float rounding to amplify yet): the
    *    engine is the reference with the kernels' rounding, up to float32 */
   double e0 = rel_l2(c, r, nv), er0 = rel_l2(r, x, nv);
@@ -133,7 +107,7 @@ static void check_model(const char *name) {
       print_message("  position %zu: relative L2 error %.3g (rounded reference %.3g)\n", t,
                     rel_l2(c + t * nv, x + t * nv, nv), rel_l2(r + t * nv, x + t * nv, nv));
     float margin;
-    size_t xb = argmax(x + t * nv, nv, &margin), cb = argmax(c + t * nv, nv, NULL);
+    size_t xb = argmax_margin(x + t * nv, nv, &margin), cb = argmax(c + t * nv, nv);
     if (xb == cb) {
       agree++;
     } else if (margin <= 1.0f) {
@@ -181,5 +155,5 @@ int main(void) {
       cmocka_unit_test(test_smollm2),
       cmocka_unit_test(test_gemma3),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
